@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+  .swiftLanguageMode(.v6),
+  .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+  name: "Lockstep",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "primary-vmm", targets: ["Primary"]),
+    .library(name: "Lockstep", targets: ["Lockstep"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+  ],
+  targets: [
+    // C that Swift cannot import directly: KVM ioctl numbers (macros) and
+    // the variadic ioctl(2), plus the guest ABI header.
+    .target(
+      name: "CLockstepKVM",
+      path: "Sources/CLockstepKVM"
+    ),
+    // Linux calls Glibc does not export (eventfd, getrandom, ppoll, epoll,
+    // accept4, getaddrinfo-based listen).
+    .target(
+      name: "CLockstepLinux",
+      path: "Sources/CLockstepLinux"
+    ),
+    // The library: machine, devices, record/replay seam, transport.
+    .target(
+      name: "Lockstep",
+      dependencies: [
+        "CLockstepKVM",
+        "CLockstepLinux",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Sources/Shared",
+      swiftSettings: strict
+    ),
+    .executableTarget(
+      name: "Primary",
+      dependencies: [
+        "Lockstep",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Sources/Primary",
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "LockstepTests",
+      dependencies: ["Lockstep"],
+      path: "Tests/LockstepTests",
+      swiftSettings: strict
+    ),
+  ]
+)

@@ -1,0 +1,49 @@
+// CLockstepLinux — Linux calls the Glibc module does not export to Swift
+// (they need _GNU_SOURCE or live in headers outside its module map).
+// Every name carries the `lslinux_` prefix.
+#ifndef CLOCKSTEP_LINUX_H
+#define CLOCKSTEP_LINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK.
+int lslinux_eventfd(void);
+/// getrandom(2).
+ssize_t lslinux_getrandom(void *buffer, size_t length);
+/// Waits until `fd` is readable or `nanoseconds` pass (ppoll(2)).
+/// Returns 1 when readable, 0 on timeout, -1 with errno on error.
+int lslinux_wait_readable(int fd, uint64_t nanoseconds);
+
+/// epoll(7): create, control and wait. Events use the EPOLL* bits below;
+/// the 64-bit data word is the caller's token.
+int lslinux_epoll_create(void);
+int lslinux_epoll_add(int epoll, int fd, uint32_t events, uint64_t token);
+int lslinux_epoll_modify(int epoll, int fd, uint32_t events, uint64_t token);
+int lslinux_epoll_remove(int epoll, int fd);
+/// Waits up to `timeout_ms` (-1: forever); fills tokens[i] and events[i].
+int lslinux_epoll_wait(int epoll, uint64_t *tokens, uint32_t *events, int capacity, int timeout_ms);
+
+extern const uint32_t lslinux_EPOLLIN;
+extern const uint32_t lslinux_EPOLLOUT;
+extern const uint32_t lslinux_EPOLLERR;
+extern const uint32_t lslinux_EPOLLHUP;
+extern const uint32_t lslinux_EPOLLRDHUP;
+
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; writes the peer as
+/// "ip:port" into `peer` (NUL-terminated).
+int lslinux_accept(int listener, char *peer, size_t peer_capacity);
+/// A non-blocking TCP listener on host:port (numeric IPv4/IPv6 or a name),
+/// SO_REUSEADDR set. Returns the fd, or -1 with errno; on a resolution
+/// failure returns -2 and writes the reason into `error`.
+int lslinux_listen_tcp(const char *host, const char *port, int backlog, char *error, size_t error_capacity);
+/// The port a bound socket listens on (for port 0 listeners).
+int lslinux_local_port(int fd);
+/// Sets TCP_NODELAY.
+int lslinux_set_nodelay(int fd);
+
+/// Names the calling thread (pthread_setname_np; 15 characters kept).
+void lslinux_set_thread_name(const char *name);
+
+#endif

@@ -1,0 +1,86 @@
+// primary-vmm: boots a guest under KVM and serves its clients.
+import ArgumentParser
+import Lockstep
+import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+@main
+struct PrimaryVMM: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "primary-vmm",
+    abstract: "Run a Lockstep virtual machine under KVM and serve its clients.",
+    discussion: """
+      Exit status: the guest's exit code when it exits by itself; 70 when the guest faults, \
+      aborts or breaks the ABI; 71 when KVM fails; 1 when the VM cannot be started.
+      """)
+
+  @Option(help: "The VM's name.")
+  var vm: String
+
+  @Option(help: "The guest image (an ELF64 built with the Lockstep guest SDK).")
+  var guest: String
+
+  @Option(help: "The service address clients connect to, HOST:PORT.")
+  var serve: String?
+
+  @Option(help: "Guest RAM, e.g. 64M or 1G (a multiple of 2M).")
+  var memory: String = "64M"
+
+  @Option(help: "The VM's disk image.")
+  var disk: String?
+
+  @Option(help: "Create the disk with this size if it is missing, e.g. 16M; an existing disk must match.")
+  var diskSize: String?
+
+  @Option(help: "An argument string passed to the guest in its boot info.")
+  var guestArgs: String = ""
+
+  @Flag(help: "Run without a backup: fault tolerance OFF.")
+  var standalone = false
+
+  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+  var logLevel: Logger.Level = .info
+
+  mutating func validate() throws {
+    guard standalone else {
+      throw ValidationError("replication is not available in this build yet: pass --standalone to run without a backup")
+    }
+    guard ByteCount.parse(memory) != nil else {
+      throw ValidationError("--memory '\(memory)' is not a size (examples: 64M, 512M, 1G)")
+    }
+    if let diskSize, ByteCount.parse(diskSize) == nil {
+      throw ValidationError("--disk-size '\(diskSize)' is not a size (examples: 16M, 1G)")
+    }
+    if diskSize != nil && disk == nil {
+      throw ValidationError("--disk-size needs --disk PATH")
+    }
+    if let serve, HostPort(parsing: serve) == nil {
+      throw ValidationError("--serve '\(serve)' is not HOST:PORT (example: 127.0.0.1:6380)")
+    }
+  }
+
+  func run() throws {
+    LoggingSystem.bootstrap { label in
+      var handler = StreamLogHandler.standardError(label: label)
+      handler.logLevel = logLevel
+      return handler
+    }
+    let logger = Logger(label: "primary-vmm").with(vm: vm)
+    do {
+      let report = try PrimaryLauncher.runStandalone(
+        vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
+        guestArgs: guestArgs, logger: logger)
+      throw ExitCode(report.exitStatus)
+    } catch let error as ExitCode {
+      throw error
+    } catch {
+      logger.error("\(error)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,173 @@
+import CLockstepKVM
+
+/// The hypercall dispatcher: reads a descriptor the guest rang the doorbell
+/// with, performs the call, writes the results back.
+extension Machine {
+  /// The outcome of one call: a result and outputs for the descriptor, or
+  /// the end of the VM.
+  enum CallOutcome {
+    case result(Int32, [UInt64] = [])
+    case stop(MachineStop)
+  }
+
+  static let descriptorSize = UInt64(MemoryLayout<ls_call>.size)
+
+  /// Handles one doorbell store. Returns a stop reason if the VM must end.
+  func hypercall(descriptor address: UInt64) -> MachineStop? {
+    let point = ExitPoint(sequence: exitCount, instructionPointer: vcpu.syncedInstructionPointer)
+    exitCount += 1
+    let call: UnsafeMutableRawBufferPointer
+    do {
+      guard address % 8 == 0 else {
+        throw GuestError("hypercall descriptor 0x\(String(address, radix: 16)) is not 8-byte aligned")
+      }
+      do {
+        call = try memory.guestRange(address, count: Self.descriptorSize)
+      } catch {
+        throw GuestError("hypercall descriptor \(error)")
+      }
+    } catch {
+      trace.record(point, kind: UInt32.max)
+      return .guestError(error as? GuestError ?? GuestError("\(error)"), at: point)
+    }
+    let op = UInt32(littleEndian: call.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+    let arguments = (0..<4).map { UInt64(littleEndian: call.loadUnaligned(fromByteOffset: 8 + $0 * 8, as: UInt64.self)) }
+    trace.record(point, kind: op)
+
+    let outcome: CallOutcome
+    do {
+      outcome = try perform(op: op, arguments, at: point)
+    } catch let error as GuestError {
+      return .guestError(error, at: point)
+    } catch {
+      return .inputFailed("\(error)", at: point)
+    }
+    switch outcome {
+    case .stop(let stop):
+      return stop
+    case .result(let result, let outputs):
+      call.storeBytes(of: result.littleEndian, toByteOffset: 4, as: Int32.self)
+      for (index, value) in outputs.enumerated() {
+        call.storeBytes(of: value.littleEndian, toByteOffset: 40 + index * 8, as: UInt64.self)
+      }
+      return nil
+    }
+  }
+
+  /// Performs call `op`. Throws ``GuestError`` when the guest broke the ABI,
+  /// anything else when the input source failed.
+  private func perform(op: UInt32, _ argument: [UInt64], at point: ExitPoint) throws -> CallOutcome {
+    switch Int(op) {
+    case Int(LS_OP_NOP):
+      return .result(LS_OK)
+
+    case Int(LS_OP_CONSOLE_WRITE):
+      guard argument[1] <= LS_CONSOLE_MAX else { return .result(LS_EINVAL) }
+      let text = try guestBuffer(argument[0], argument[1], "console.write buffer")
+      outputs.console(UnsafeRawBufferPointer(text), at: point)
+      outputs.flush(at: point)
+      return .result(LS_OK)
+
+    case Int(LS_OP_EXIT):
+      try drainNetwork(at: point)
+      return .stop(.exited(code: Int32(truncatingIfNeeded: argument[0])))
+
+    case Int(LS_OP_ABORT):
+      let text = try guestBuffer(argument[0], min(argument[1], 4096), "abort message")
+      return .stop(.aborted(message: String(decoding: text, as: UTF8.self), at: point))
+
+    case Int(LS_OP_NET_ATTACH):
+      guard net.attachment == nil else { return .result(LS_EINVAL) }
+      return .result(
+        try net.attach(rx: argument[0], rxCapacity: argument[1], tx: argument[2], txCapacity: argument[3]))
+
+    case Int(LS_OP_NET_FLUSH):
+      guard net.attachment != nil else { return .result(LS_ENODEV) }
+      try drainNetwork(at: point)
+      return .result(LS_OK)
+
+    case Int(LS_OP_BLOCK_WRITE):
+      guard let block else { return .result(LS_ENODEV) }
+      guard block.isValid(offset: argument[0], count: argument[2]) else { return .result(LS_EINVAL) }
+      let data = try guestBuffer(argument[1], argument[2], "block.write buffer")
+      return .result(block.write(UnsafeRawBufferPointer(data), offset: argument[0]))
+
+    case Int(LS_OP_BLOCK_FLUSH):
+      guard let block else { return .result(LS_ENODEV) }
+      return .result(block.flush())
+
+    case Int(LS_OP_CLOCK):
+      let reading = try inputs.input(.clock, at: point) { ClockReading.now() }
+      return .result(LS_OK, [reading.monotonic, reading.wall])
+
+    case Int(LS_OP_ENTROPY):
+      guard argument[1] <= LS_ENTROPY_MAX else { return .result(LS_EINVAL) }
+      let target = try guestBuffer(argument[0], argument[1], "entropy buffer")
+      let value = try inputs.input(.entropy, at: point) { try EntropyBytes.random(count: target.count) }
+      guard value.bytes.count == target.count else {
+        throw InputMismatch("entropy: \(value.bytes.count) bytes for a request of \(target.count)")
+      }
+      target.copyBytes(from: value.bytes)
+      return .result(LS_OK)
+
+    case Int(LS_OP_WAIT):
+      try drainNetwork(at: point)
+      let cursor = try net.rxCursor()
+      let outcome = try inputs.input(.wait, at: point) { liveWait(deadline: argument[0], cursor: cursor) }
+      try net.deliver(outcome.events)
+      let pending = try net.rxCursor().map { $0.used > 0 } ?? false
+      let mask = (pending ? LS_READY_NET : 0) | (outcome.timedOut ? LS_READY_TIMEOUT : 0)
+      return .result(LS_OK, [mask, outcome.now])
+
+    case Int(LS_OP_BLOCK_READ):
+      guard let block else { return .result(LS_ENODEV) }
+      guard block.isValid(offset: argument[0], count: argument[2]) else { return .result(LS_EINVAL) }
+      let target = try guestBuffer(argument[1], argument[2], "block.read buffer")
+      let value = try inputs.input(.blockRead, at: point) { block.read(offset: argument[0], count: target.count) }
+      guard value.status != LS_OK || value.bytes.count == target.count else {
+        throw InputMismatch("block.read: \(value.bytes.count) bytes for a request of \(target.count)")
+      }
+      if value.status == LS_OK { target.copyBytes(from: value.bytes) }
+      return .result(value.status)
+
+    default:
+      return .result(LS_ENOSYS)
+    }
+  }
+
+  /// A guest-supplied buffer, or a ``GuestError`` naming `what`.
+  private func guestBuffer(_ address: UInt64, _ count: UInt64, _ what: String) throws(GuestError)
+    -> UnsafeMutableRawBufferPointer
+  {
+    do {
+      return try memory.guestRange(address, count: count)
+    } catch {
+      throw GuestError("\(what) \(error)")
+    }
+  }
+
+  /// Sends what the guest queued in its tx ring.
+  private func drainNetwork(at point: ExitPoint) throws(GuestError) {
+    if try net.drain(to: outputs, at: point) {
+      outputs.flush(at: point)
+    }
+  }
+
+  /// LS_OP_WAIT, live: deliver pending network events that fit, or block
+  /// until some arrive, the deadline passes or a stop is requested. Never
+  /// blocks when the rx ring still holds messages.
+  func liveWait(deadline: UInt64, cursor: RingCursor?) -> WaitOutcome {
+    let mayBlock = (cursor?.used ?? 0) == 0
+    while true {
+      var events: [InboundEvent] = []
+      if var planned = cursor, let network {
+        events = network.takeEvents(fitting: &planned)
+      }
+      let now = ClockReading.monotonicNanoseconds()
+      if !events.isEmpty || !mayBlock || now >= deadline || control.stopRequested {
+        return WaitOutcome(events: events, now: now, timedOut: now >= deadline)
+      }
+      control.wakeup.wait(untilMonotonic: deadline)
+    }
+  }
+}

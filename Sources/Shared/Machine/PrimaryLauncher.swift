@@ -1,0 +1,76 @@
+import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// What `primary-vmm` does once its flags are parsed: read the guest
+/// image, build the configuration, run, report.
+public enum PrimaryLauncher {
+  /// Runs the VM with no backup and logs how it ended.
+  public static func runStandalone(
+    vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
+    guestArgs: String, logger: Logger
+  ) throws -> MachineReport {
+    guard let memoryBytes = ByteCount.parse(memory) else {
+      throw MachineSetupError("--memory '\(memory)' is not a size")
+    }
+    let image = try readFile(guestPath)
+    let configuration = MachineConfiguration(
+      name: vm, image: image, imagePath: guestPath, memorySize: memoryBytes, arguments: guestArgs,
+      diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse))
+    logger.warning("STANDALONE: this VM has no backup; fault tolerance is OFF")
+    let report = try StandaloneVMM.run(
+      configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), logger: logger)
+    if case .exited = report.stop {
+      logger.info("VM stopped: \(report.summary)")
+    } else if report.stop == .stopped {
+      logger.info("VM stopped: \(report.summary)")
+    } else {
+      logger.error("VM stopped: \(report.summary)")
+    }
+    return report
+  }
+
+  /// The whole file at `path`, or an error that names it.
+  public static func readFile(_ path: String) throws -> [UInt8] {
+    let owner: FileDescriptorOwner
+    do {
+      owner = try FileDescriptorOwner(opening: path, flags: O_RDONLY)
+    } catch {
+      throw MachineSetupError("cannot read guest image \(path): \(error)")
+    }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    let fd = owner.rawValue
+    while bytes.count <= 256 << 20 {
+      let got = try chunk.withUnsafeMutableBytes { raw in
+        try systemCall("read(\(path))") { read(fd, raw.baseAddress, raw.count) }
+      }
+      if got == 0 { return bytes }
+      bytes.append(contentsOf: chunk[..<got])
+    }
+    throw MachineSetupError("guest image \(path) is larger than 256 MiB")
+  }
+}
+
+extension MachineReport {
+  /// The process exit status for this stop (see `primary-vmm --help`).
+  public var exitStatus: Int32 {
+    switch stop {
+    case .exited(let code): code & 0xFF
+    case .stopped: 0
+    case .aborted, .fault, .guestError, .inputFailed: 70
+    case .hypervisorError: 71
+    }
+  }
+}
+
+extension Logger {
+  /// This logger with the VM's name as metadata.
+  public func with(vm: String) -> Logger {
+    var copy = self
+    copy[metadataKey: "vm"] = "\(vm)"
+    return copy
+  }
+}
