@@ -38,6 +38,9 @@ struct PrimaryVMM: ParsableCommand {
   @Option(help: "An argument string passed to the guest in its boot info.")
   var guestArgs: String = ""
 
+  @Option(help: "The KVM device.")
+  var kvmDevice: String = "/dev/kvm"
+
   @Flag(help: "Run without a backup: fault tolerance OFF.")
   var standalone = false
 
@@ -72,7 +75,7 @@ struct PrimaryVMM: ParsableCommand {
     do {
       let report = try PrimaryLauncher.runStandalone(
         vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
-        guestArgs: guestArgs, logger: logger)
+        guestArgs: guestArgs, kvmDevice: kvmDevice, logger: logger)
       throw ExitCode(report.exitStatus)
     } catch let error as ExitCode {
       throw error

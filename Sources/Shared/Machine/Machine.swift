@@ -53,7 +53,7 @@ public final class Machine {
     let block = try configuration.diskPath.map { path throws(BlockDeviceError) in
       try BlockDevice(path: path, createSize: configuration.diskCreateSize)
     }
-    let system = try KVMSystem()
+    let system = try KVMSystem(path: configuration.kvmDevicePath)
     let vm = try system.createVirtualMachine()
     let memory = try GuestMemory(size: size, userBase: BootLayout.userBase)
     try vm.map(memory)

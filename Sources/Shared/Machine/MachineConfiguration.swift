@@ -16,11 +16,14 @@ public struct MachineConfiguration: Sendable {
   public var diskCreateSize: UInt64?
   /// Keep every exit in the trace (tests), not only its hash.
   public var keepsExitTrace: Bool
+  /// The KVM device.
+  public var kvmDevicePath: String
 
   /// Creates a configuration.
   public init(
     name: String, image: [UInt8], imagePath: String, memorySize: UInt64, arguments: String = "",
-    diskPath: String? = nil, diskCreateSize: UInt64? = nil, keepsExitTrace: Bool = false
+    diskPath: String? = nil, diskCreateSize: UInt64? = nil, keepsExitTrace: Bool = false,
+    kvmDevicePath: String = "/dev/kvm"
   ) {
     self.name = name
     self.image = image
@@ -30,5 +33,6 @@ public struct MachineConfiguration: Sendable {
     self.diskPath = diskPath
     self.diskCreateSize = diskCreateSize
     self.keepsExitTrace = keepsExitTrace
+    self.kvmDevicePath = kvmDevicePath
   }
 }

@@ -10,7 +10,7 @@ public enum PrimaryLauncher {
   /// Runs the VM with no backup and logs how it ended.
   public static func runStandalone(
     vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
-    guestArgs: String, logger: Logger
+    guestArgs: String, kvmDevice: String = "/dev/kvm", logger: Logger
   ) throws -> MachineReport {
     guard let memoryBytes = ByteCount.parse(memory) else {
       throw MachineSetupError("--memory '\(memory)' is not a size")
@@ -18,7 +18,7 @@ public enum PrimaryLauncher {
     let image = try readFile(guestPath)
     let configuration = MachineConfiguration(
       name: vm, image: image, imagePath: guestPath, memorySize: memoryBytes, arguments: guestArgs,
-      diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse))
+      diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse), kvmDevicePath: kvmDevice)
     logger.warning("STANDALONE: this VM has no backup; fault tolerance is OFF")
     let report = try StandaloneVMM.run(
       configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), logger: logger)
