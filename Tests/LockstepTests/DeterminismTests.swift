@@ -27,7 +27,9 @@ final class DeterminismTests: XCTestCase {
       inputs: { ReplayingInputs(entries) })
     XCTAssertEqual(second.report.stop, .exited(code: 0), second.console)
     if let difference = second.report.trace.firstDifference(from: first.report.trace) {
-      XCTFail("traces differ at exit \(difference.index): \(String(describing: difference.mine)) vs \(String(describing: difference.theirs))")
+      XCTFail(
+        "traces differ at exit \(difference.index): \(String(describing: difference.mine)) vs \(String(describing: difference.theirs))"
+      )
     }
     XCTAssertEqual(second.report.exits, first.report.exits)
     XCTAssertEqual(second.report.traceDigest, first.report.traceDigest)

@@ -23,7 +23,8 @@ final class KVMLayerTests: XCTestCase {
   func testSystemErrorCarriesOperationAndErrno() {
     let error = SystemError("ioctl(KVM_RUN)", errno: EBADF)
     XCTAssertEqual(error.errno, EBADF)
-    XCTAssertTrue(error.description.hasPrefix("ioctl(KVM_RUN) failed: Bad file descriptor (errno 9)"), error.description)
+    XCTAssertTrue(
+      error.description.hasPrefix("ioctl(KVM_RUN) failed: Bad file descriptor (errno 9)"), error.description)
   }
 
   func testSystemCallRetriesInterruptedCalls() throws {
@@ -100,7 +101,8 @@ final class KVMLayerTests: XCTestCase {
     XCTAssertEqual(regs.rip, machine.image.entry)
     XCTAssertEqual(regs.rdi, BootLayout.bootInfo)
     XCTAssertEqual(regs.rsp, configuration.memorySize)
-    XCTAssertEqual(try machine.memory.systemRange(BootLayout.bootInfo, count: 8).load(as: UInt64.self), 0x3154_4f4f_4253_4c)
+    XCTAssertEqual(
+      try machine.memory.systemRange(BootLayout.bootInfo, count: 8).load(as: UInt64.self), 0x3154_4f4f_4253_4c)
   }
 
   func testMemoryDigestSeesEveryByte() throws {

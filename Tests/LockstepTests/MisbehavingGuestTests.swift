@@ -16,7 +16,9 @@ final class MisbehavingGuestTests: XCTestCase {
 
   func testEachMisbehaviourStopsOnlyThatVM() throws {
     try check("wild-descriptor") { "\($0)".contains("hypercall descriptor range [0x7fff00000000") }
-    try check("wild-buffer") { "\($0)".contains("console.write buffer range") && "\($0)".contains("outside guest memory") }
+    try check("wild-buffer") {
+      "\($0)".contains("console.write buffer range") && "\($0)".contains("outside guest memory")
+    }
     try check("huge-length") { "\($0)".contains("console.write buffer range") }
     try check("bad-ring") { "\($0)".contains("tx ring indices") }
     try check("bad-ring-attach") { "\($0)".contains("net.attach: rx ring range") }

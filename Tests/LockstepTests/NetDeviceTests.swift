@@ -36,14 +36,18 @@ final class NetDeviceTests: XCTestCase {
   static func conversation(port: Int) throws {
     let first = try TestClient(port: port)
     try first.send("hello\n")
-    guard try first.receive(count: 6) == Array("hello\n".utf8) else { throw TestClient.ClientError(description: "bad echo") }
+    guard try first.receive(count: 6) == Array("hello\n".utf8) else {
+      throw TestClient.ClientError(description: "bad echo")
+    }
     // Larger than the rings: split into messages, wrapped around the rings.
     let second = try TestClient(port: port)
     let big = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
     try second.send(big)
     guard try second.receive(count: big.count) == big else { throw TestClient.ClientError(description: "bad big echo") }
     try first.send("quit\n")
-    guard try first.receive(count: 5) == Array("quit\n".utf8) else { throw TestClient.ClientError(description: "no quit echo") }
+    guard try first.receive(count: 5) == Array("quit\n".utf8) else {
+      throw TestClient.ClientError(description: "no quit echo")
+    }
     guard first.receivesEOF() else { throw TestClient.ClientError(description: "quit did not close") }
     let last = try TestClient(port: port)
     try last.send("shutdown\n")

@@ -28,7 +28,9 @@ final class PrimaryCommandTests: XCTestCase {
   }
 
   func testStandaloneRunsTheGuestAndSaysFaultToleranceIsOff() throws {
-    let run = try primary(["--vm", "cli", "--guest", "Guest/build/callcheck.elf", "--standalone", "--guest-args", "cli"])
+    let run = try primary([
+      "--vm", "cli", "--guest", "Guest/build/callcheck.elf", "--standalone", "--guest-args", "cli",
+    ])
     XCTAssertEqual(run.status, 0, run.stderr)
     XCTAssertTrue(run.stdout.contains("CALLCHECK DONE"), run.stdout)
     XCTAssertTrue(run.stderr.contains("STANDALONE"), run.stderr)
@@ -36,13 +38,17 @@ final class PrimaryCommandTests: XCTestCase {
   }
 
   func testMisbehavingGuestExitsWithStatus70AndAReport() throws {
-    let run = try primary(["--vm", "bad", "--guest", "Guest/build/misbehave.elf", "--standalone", "--guest-args", "null-deref"])
+    let run = try primary([
+      "--vm", "bad", "--guest", "Guest/build/misbehave.elf", "--standalone", "--guest-args", "null-deref",
+    ])
     XCTAssertEqual(run.status, 70, run.stderr)
     XCTAssertTrue(run.stderr.contains("#PF page fault"), run.stderr)
   }
 
   func testMissingKVMIsOneClearLine() throws {
-    let run = try primary(["--vm", "x", "--guest", "Guest/build/callcheck.elf", "--standalone", "--kvm-device", "/nonexistent/kvm"])
+    let run = try primary([
+      "--vm", "x", "--guest", "Guest/build/callcheck.elf", "--standalone", "--kvm-device", "/nonexistent/kvm",
+    ])
     XCTAssertEqual(run.status, 1)
     let errors = run.stderr.split(separator: "\n").filter { $0.contains("error") }
     XCTAssertEqual(errors.count, 1, run.stderr)
@@ -54,7 +60,9 @@ final class PrimaryCommandTests: XCTestCase {
     let noStandalone = try primary(["--vm", "x", "--guest", "Guest/build/callcheck.elf"])
     XCTAssertNotEqual(noStandalone.status, 0)
     XCTAssertTrue(noStandalone.stderr.contains("--standalone"), noStandalone.stderr)
-    let badMemory = try primary(["--vm", "x", "--guest", "Guest/build/callcheck.elf", "--standalone", "--memory", "lots"])
+    let badMemory = try primary([
+      "--vm", "x", "--guest", "Guest/build/callcheck.elf", "--standalone", "--memory", "lots",
+    ])
     XCTAssertNotEqual(badMemory.status, 0)
     XCTAssertTrue(badMemory.stderr.contains("--memory 'lots' is not a size"), badMemory.stderr)
     let oddMemory = try primary(["--vm", "x", "--guest", "Guest/build/callcheck.elf", "--standalone", "--memory", "5M"])
@@ -70,7 +78,10 @@ final class PrimaryCommandTests: XCTestCase {
     guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("primary-vmm is not built") }
     let process = Process()
     process.executableURL = binary
-    process.arguments = ["--vm", "term", "--guest", "Guest/build/callcheck.elf", "--standalone", "--guest-args", "net", "--serve", "127.0.0.1:0"]
+    process.arguments = [
+      "--vm", "term", "--guest", "Guest/build/callcheck.elf", "--standalone", "--guest-args", "net", "--serve",
+      "127.0.0.1:0",
+    ]
     process.currentDirectoryURL = GuestHarness.root
     let err = Pipe()
     process.standardError = err

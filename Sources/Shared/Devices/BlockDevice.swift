@@ -50,7 +50,9 @@ public final class BlockDevice {
     if let createSize, size != createSize {
       throw BlockDeviceError(
         path: path,
-        reason: "it holds \(size) bytes but --disk-size asks for \(createSize); refusing to resize an existing disk (remove --disk-size to use it as it is)")
+        reason:
+          "it holds \(size) bytes but --disk-size asks for \(createSize); refusing to resize an existing disk (remove --disk-size to use it as it is)"
+      )
     }
     guard size > 0, size % UInt64(LS_SECTOR_SIZE) == 0 else {
       throw BlockDeviceError(path: path, reason: "its size \(size) is not a positive multiple of 512 bytes")

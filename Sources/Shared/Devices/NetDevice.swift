@@ -84,15 +84,19 @@ public final class NetDevice {
     do {
       for event in events {
         guard let place = cursor.reserve(payload: event.payloadCount) else {
-          throw GuestError("net: an inbound event of \(event.payloadCount) bytes does not fit the rx ring (divergence?)")
+          throw GuestError(
+            "net: an inbound event of \(event.payloadCount) bytes does not fit the rx ring (divergence?)")
         }
         if place.paddingLength >= UInt64(LS_MSG_HEADER) {
-          try writeHeader(at: data + place.padding, connection: 0, type: UInt16(LS_MSG_PAD), length: UInt32(place.paddingLength) - LS_MSG_HEADER)
+          try writeHeader(
+            at: data + place.padding, connection: 0, type: UInt16(LS_MSG_PAD),
+            length: UInt32(place.paddingLength) - LS_MSG_HEADER)
         }
         let header = data + place.message
         switch event {
         case .opened(let connection, let peer):
-          try writeHeader(at: header, connection: connection, type: UInt16(LS_MSG_OPEN), length: UInt32(peer.utf8.count))
+          try writeHeader(
+            at: header, connection: connection, type: UInt16(LS_MSG_OPEN), length: UInt32(peer.utf8.count))
           try memory.write(peer.utf8, at: header + UInt64(LS_MSG_HEADER))
         case .data(let connection, let bytes):
           try writeHeader(at: header, connection: connection, type: UInt16(LS_MSG_DATA), length: UInt32(bytes.count))
@@ -110,7 +114,9 @@ public final class NetDevice {
     rxMessages += UInt64(events.count)
   }
 
-  private func writeHeader(at address: UInt64, connection: UInt32, type: UInt16, length: UInt32) throws(GuestMemoryError) {
+  private func writeHeader(at address: UInt64, connection: UInt32, type: UInt16, length: UInt32)
+    throws(GuestMemoryError)
+  {
     try memory.store(connection, at: address)
     try memory.store(type, at: address + 4)
     try memory.store(UInt16(0), at: address + 6)

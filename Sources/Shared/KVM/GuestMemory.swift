@@ -19,9 +19,10 @@ public final class GuestMemory {
 
   /// Maps `size` bytes (a multiple of 2 MiB) of zeroed, pre-populated memory.
   public init(size: UInt64, userBase: UInt64) throws(SystemError) {
-    guard let mapped = mmap(
-      nil, Int(size), PROT_READ | PROT_WRITE,
-      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1, 0),
+    guard
+      let mapped = mmap(
+        nil, Int(size), PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1, 0),
       mapped != MAP_FAILED
     else {
       throw SystemError("mmap(guest memory, \(size) bytes)", errno: errno)

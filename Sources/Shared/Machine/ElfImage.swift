@@ -214,7 +214,8 @@ extension ElfImage {
   }
 
   private static func unsupportedTypeReason(_ type: UInt16) -> String {
-    let advice = "expected ET_EXEC (2), a statically linked executable at a fixed address; "
+    let advice =
+      "expected ET_EXEC (2), a statically linked executable at a fixed address; "
       + "the Lockstep guest SDK linker script produces one"
     switch type {
     case etDyn:

@@ -44,8 +44,10 @@ public struct ExitTrace: Sendable, Equatable {
       return (index, entries[index], other.entries[index])
     }
     if entries.count != other.entries.count {
-      return (common, entries.count > common ? entries[common] : nil,
-        other.entries.count > common ? other.entries[common] : nil)
+      return (
+        common, entries.count > common ? entries[common] : nil,
+        other.entries.count > common ? other.entries[common] : nil
+      )
     }
     return nil
   }

@@ -31,7 +31,9 @@ extension Machine {
       return .guestError(error as? GuestError ?? GuestError("\(error)"), at: point)
     }
     let op = UInt32(littleEndian: call.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-    let arguments = (0..<4).map { UInt64(littleEndian: call.loadUnaligned(fromByteOffset: 8 + $0 * 8, as: UInt64.self)) }
+    let arguments = (0..<4).map {
+      UInt64(littleEndian: call.loadUnaligned(fromByteOffset: 8 + $0 * 8, as: UInt64.self))
+    }
     trace.record(point, kind: op)
 
     let outcome: CallOutcome

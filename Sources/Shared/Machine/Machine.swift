@@ -106,7 +106,8 @@ public final class Machine {
           return faultStop(frame: value)
         } else {
           return .guestError(
-            GuestError("\(length)-byte store to 0x\(String(address, radix: 16)), which is neither RAM nor the doorbell"),
+            GuestError(
+              "\(length)-byte store to 0x\(String(address, radix: 16)), which is neither RAM nor the doorbell"),
             at: currentPoint)
         }
       case .mmioRead(let address, let length):

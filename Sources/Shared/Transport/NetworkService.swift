@@ -50,7 +50,9 @@ public final class NetworkService: NetworkPort {
     var reason = [CChar](repeating: 0, count: 256)
     let fd = lslinux_listen_tcp(host, String(port), 512, &reason, reason.count)
     if fd == -2 {
-      throw SystemError("resolve \(host): \(String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))", errno: EINVAL)
+      throw SystemError(
+        "resolve \(host): \(String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))",
+        errno: EINVAL)
     }
     if fd < 0 { throw SystemError("listen(\(host):\(port))", errno: errno) }
     listener = FileDescriptorOwner(taking: fd)
@@ -210,7 +212,8 @@ public final class NetworkService: NetworkPort {
     _ connection: UInt32, _ state: inout ReactorState, _ inbound: inout [InboundEvent], _ buffer: inout [UInt8]
   ) {
     guard let current = state.connections[connection], current.reading else { return }
-    var budget = Self.inboundLimit - shared.withLock { $0.unread[connection, default: 0] }
+    var budget =
+      Self.inboundLimit - shared.withLock { $0.unread[connection, default: 0] }
       - inbound.reduce(0) { total, event in
         if case .data(connection, let bytes) = event { return total + bytes.count }
         return total

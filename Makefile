@@ -1,0 +1,54 @@
+# Lockstep — fault-tolerant virtual machines on Linux KVM.
+#
+#   make build   install missing Debian packages, build the release binaries
+#                into .build/release and the guest images into Guest/build
+#   make demo    run the demo (see README.md)
+#   make test    build and run every test (what CI runs)
+
+SWIFT ?= swift
+SWIFT_TEST_FLAGS ?=
+# Debian packages the build and the tests need (headers for KVM and the C shims).
+DEBIAN_PACKAGES := make linux-libc-dev libc6-dev python3
+
+.PHONY: all build deps guests release test unit-test guest-test lint format demo bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh $(DEBIAN_PACKAGES)
+
+guests:
+	$(MAKE) -C Guest all
+
+release:
+	$(SWIFT) build -c release
+
+build: deps guests release
+
+# The debug build is what `swift test` runs against (tests spawn
+# .build/debug/primary-vmm too).
+unit-test: deps guests
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build $(SWIFT_TEST_FLAGS)
+
+guest-test: deps
+	$(MAKE) -C Guest host-test
+
+# The style every Swift file follows (.swift-format); warnings fail.
+lint:
+	$(SWIFT) format lint --strict -r Sources Tests Package.swift
+
+format:
+	$(SWIFT) format format -i -r Sources Tests Package.swift
+
+test: lint guest-test unit-test
+
+demo: build
+	bash scripts/demo.sh
+
+bench: build
+	bash bench/monitor.sh
+
+clean:
+	$(MAKE) -C Guest clean
+	rm -rf .build
