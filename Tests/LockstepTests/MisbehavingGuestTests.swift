@@ -41,8 +41,10 @@ final class MisbehavingGuestTests: XCTestCase {
     }
     try check("abort") { $0 == .aborted(message: "misbehave: deliberate abort", at: abortPoint($0)) }
     try check("stack-overflow") {
-      guard case .fault(let fault) = $0 else { return false }
-      return fault.vector == 14
+      // The fault lands in the unmapped guard page below the stack.
+      guard case .fault(let fault) = $0, let address = fault.faultAddress else { return false }
+      let guardPage = (64 << 20) - BootLayout.stackSize - BootLayout.guardSize
+      return fault.vector == 14 && (guardPage..<(guardPage + BootLayout.guardSize)).contains(address)
     }
     try check("fault-doorbell") { "\($0)".contains("fault doorbell from ring 3") }
     try check("exit-7") { $0 == .exited(code: 7) }

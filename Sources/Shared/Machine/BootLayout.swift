@@ -16,7 +16,8 @@ import CLockstepKVM
 ///     0x0000_C000  ring-0 stack, 16 KiB, grows down from 0x10000
 ///     0x0001_0000  boot info (user read-only)
 ///     0x0010_0000  the guest image, then its heap ...
-///     end of RAM   ... and its stack, growing down
+///     end - 4 MiB  an unmapped 2 MiB guard page
+///     end - 2 MiB  the stack, growing down from the end of RAM
 ///     0xE000_0000  the doorbell page (no memory behind it)
 ///
 /// Everything below 1 MiB except the boot-info page is supervisor-only.
@@ -44,8 +45,18 @@ public enum BootLayout {
   public static let maximumMemory: UInt64 = LS_MAX_MEMORY
   /// Guest RAM is a whole number of 2 MiB pages.
   public static let pageSize2M: UInt64 = 2 << 20
-  /// The guest stack's size (at the top of RAM).
-  public static let stackSize: UInt64 = 1 << 20
+  /// The guest stack's size: the top 2 MiB page of RAM.
+  public static let stackSize: UInt64 = 2 << 20
+  /// Below the stack, one 2 MiB page is left unmapped, so a stack
+  /// overflow faults instead of silently overwriting the heap.
+  public static let guardSize: UInt64 = 2 << 20
+  /// The smallest RAM: the low 2 MiB, 2 MiB for the image and heap, the
+  /// guard and the stack.
+  public static let minimumMemory: UInt64 = 8 << 20
+  /// The range the guest image may occupy in RAM of `size` bytes.
+  public static func imageWindow(memorySize size: UInt64) -> Range<UInt64> {
+    userBase..<(size - stackSize - guardSize)
+  }
 
   /// Selectors.
   static let kernelCode: UInt16 = 0x08
@@ -75,7 +86,12 @@ public enum BootLayout {
     }
     try u64(pdpt + 3 * 8, doorbellDirectory | 0x7)
     var address: UInt64 = pageSize2M
+    let guardPage = ram - stackSize - guardSize
     while address < ram {
+      if address == guardPage {
+        address += pageSize2M
+        continue
+      }
       let directory = firstDirectory + (address >> 30) * 0x1000
       try u64(directory + ((address >> 21) & 511) * 8, address | 0x87)
       address += pageSize2M
@@ -142,7 +158,7 @@ public enum BootLayout {
     put(UInt64(LS_ABI_VERSION), at: 8, bytes: 4)
     put(ram, at: 16)
     put(image.highestAddress.roundedUp(to: 4096), at: 24)
-    put(stackTop - stackSize, at: 32)
+    put(stackTop - stackSize - guardSize, at: 32)
     put(stackTop, at: 40)
     put(diskSize, at: 48)
     put(UInt64(argumentBytes.count), at: 56, bytes: 4)

@@ -39,11 +39,12 @@ public final class Machine {
     network: (any NetworkPort)?, control: MachineControl
   ) throws {
     let size = configuration.memorySize
-    guard size % BootLayout.pageSize2M == 0, size >= 4 << 20, size <= BootLayout.maximumMemory else {
+    guard size % BootLayout.pageSize2M == 0, size >= BootLayout.minimumMemory, size <= BootLayout.maximumMemory
+    else {
       throw MachineSetupError(
-        "memory size \(size) bytes is invalid: give a multiple of 2 MiB between 4M and 3G (for example --memory 64M)")
+        "memory size \(size) bytes is invalid: give a multiple of 2 MiB between 8M and 3G (for example --memory 64M)")
     }
-    let window = BootLayout.userBase..<(size - BootLayout.stackSize)
+    let window = BootLayout.imageWindow(memorySize: size)
     let image: ElfImage
     do {
       image = try ElfImage(bytes: configuration.image, loadWindow: window)
