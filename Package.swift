@@ -11,6 +11,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .executable(name: "primary-vmm", targets: ["Primary"]),
+    .executable(name: "lockstep", targets: ["LockstepCLI"]),
     .library(name: "Lockstep", targets: ["Lockstep"]),
   ],
   dependencies: [
@@ -49,6 +50,15 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ],
       path: "Sources/Primary",
+      swiftSettings: strict
+    ),
+    .executableTarget(
+      name: "LockstepCLI",
+      dependencies: [
+        "Lockstep",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Sources/CLI",
       swiftSettings: strict
     ),
     .testTarget(

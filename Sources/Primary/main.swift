@@ -38,6 +38,9 @@ struct PrimaryVMM: ParsableCommand {
   @Option(help: "An argument string passed to the guest in its boot info.")
   var guestArgs: String = ""
 
+  @Option(help: "Record every nondeterministic input to this log file (replay it with `lockstep replay`).")
+  var recordFile: String?
+
   @Option(help: "The KVM device.")
   var kvmDevice: String = "/dev/kvm"
 
@@ -75,7 +78,8 @@ struct PrimaryVMM: ParsableCommand {
     do {
       let report = try PrimaryLauncher.runStandalone(
         vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
-        guestArgs: guestArgs, kvmDevice: kvmDevice, logger: logger)
+        guestArgs: guestArgs, kvmDevice: kvmDevice, recordFile: recordFile,
+        logger: logger)
       throw ExitCode(report.exitStatus)
     } catch let error as ExitCode {
       throw error

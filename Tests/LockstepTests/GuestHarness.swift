@@ -32,14 +32,20 @@ enum GuestHarness {
   /// Runs a machine on a fresh thread (as the VMM does) and returns its
   /// report and console text.
   static func run(
-    _ configuration: MachineConfiguration, inputs: @escaping @Sendable () -> any InputSource = { LiveInputs() },
+    _ configuration: MachineConfiguration,
+    inputs: @escaping @Sendable () throws -> any InputSource = { LiveInputs() },
     network: NetworkService? = nil, control: MachineControl? = nil
   ) throws -> (report: MachineReport, console: String) {
     let control = try control ?? MachineControl()
     let result = Mutex<(Result<MachineReport, MachineSetupError>, String)?>(nil)
     let thread = try NamedThread(name: "test-vcpu") {
       let outputs = CapturingOutputs(network: network)
-      let outcome = StandaloneVMM.runOnThisThread(configuration, inputs(), outputs, network, control)
+      let outcome: Result<MachineReport, MachineSetupError>
+      do {
+        outcome = StandaloneVMM.runOnThisThread(configuration, try inputs(), outputs, network, control)
+      } catch {
+        outcome = .failure(MachineSetupError("input source: \(error)"))
+      }
       result.withLock { $0 = (outcome, outputs.consoleText) }
     }
     thread.join()

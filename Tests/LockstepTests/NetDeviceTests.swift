@@ -10,7 +10,7 @@ final class NetDeviceTests: XCTestCase {
   /// Runs the callcheck guest's echo server with `inputs`, drives it with
   /// a scripted client conversation, and returns the run.
   static func echoSession(
-    inputs: @escaping @Sendable () -> any InputSource, disk: String
+    inputs: @escaping @Sendable () throws -> any InputSource, disk: String
   ) throws -> (report: MachineReport, console: String, clientErrors: [String]) {
     let control = try MachineControl()
     let network = try NetworkService(host: "127.0.0.1", port: 0, machineWakeup: control.wakeup)

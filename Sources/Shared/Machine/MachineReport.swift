@@ -15,6 +15,8 @@ public struct MachineReport: Sendable {
   public var txMessages: UInt64
   /// Wall-clock nanoseconds the vCPU ran.
   public var elapsedNanoseconds: UInt64
+  /// Why the input source could not finish (e.g. its log), if it could not.
+  public var inputSourceError: String?
 
   /// One line for the log.
   public var summary: String {

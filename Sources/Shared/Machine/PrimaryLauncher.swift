@@ -10,7 +10,7 @@ public enum PrimaryLauncher {
   /// Runs the VM with no backup and logs how it ended.
   public static func runStandalone(
     vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
-    guestArgs: String, kvmDevice: String = "/dev/kvm", logger: Logger
+    guestArgs: String, kvmDevice: String = "/dev/kvm", recordFile: String? = nil, logger: Logger
   ) throws -> MachineReport {
     guard let memoryBytes = ByteCount.parse(memory) else {
       throw MachineSetupError("--memory '\(memory)' is not a size")
@@ -20,8 +20,20 @@ public enum PrimaryLauncher {
       name: vm, image: image, imagePath: guestPath, memorySize: memoryBytes, arguments: guestArgs,
       diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse), kvmDevicePath: kvmDevice)
     logger.warning("STANDALONE: this VM has no backup; fault tolerance is OFF")
+    let inputs: @Sendable () throws -> any InputSource
+    if let recordFile {
+      let diskSize = try disk.map { try BlockDevice(path: $0, createSize: configuration.diskCreateSize).size } ?? 0
+      let header = LogHeader(configuration: configuration, diskSize: diskSize)
+      inputs = { try Recorder(writer: LogFileWriter(path: recordFile), header: header) }
+      logger.info("recording every input", metadata: ["log": "\(recordFile)"])
+    } else {
+      inputs = { LiveInputs() }
+    }
     let report = try StandaloneVMM.run(
-      configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), logger: logger)
+      configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), logger: logger, inputs: inputs)
+    if let problem = report.inputSourceError {
+      logger.error("the log could not be completed: \(problem)")
+    }
     if case .exited = report.stop {
       logger.info("VM stopped: \(report.summary)")
     } else if report.stop == .stopped {

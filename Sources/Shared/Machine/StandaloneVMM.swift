@@ -13,7 +13,7 @@ public enum StandaloneVMM {
   /// Throws only if it could not be started (the message says why).
   public static func run(
     configuration: MachineConfiguration, serve: HostPort?, logger: Logger,
-    inputs: @escaping @Sendable () -> any InputSource = { LiveInputs() },
+    inputs: @escaping @Sendable () throws -> any InputSource = { LiveInputs() },
     outputs: @escaping @Sendable (_ network: (any NetworkPort)?) -> any OutputSink = { LiveOutputs(network: $0) }
   ) throws -> MachineReport {
     let control = try MachineControl()
@@ -29,7 +29,13 @@ public enum StandaloneVMM {
     defer { network?.stop() }
     let outcome = Mutex<Result<MachineReport, MachineSetupError>?>(nil)
     let vcpu = try NamedThread(name: "vcpu-0") {
-      outcome.withLock { $0 = runOnThisThread(configuration, inputs(), outputs(network), network, control) }
+      let result: Result<MachineReport, MachineSetupError>
+      do {
+        result = runOnThisThread(configuration, try inputs(), outputs(network), network, control)
+      } catch {
+        result = .failure(MachineSetupError("\(error)"))
+      }
+      outcome.withLock { $0 = result }
     }
     withExtendedLifetime(stopper) { vcpu.join() }
     switch outcome.withLock({ $0 }) {
@@ -54,10 +60,15 @@ public enum StandaloneVMM {
     let start = ClockReading.monotonicNanoseconds()
     let stop = machine.run()
     let elapsed = ClockReading.monotonicNanoseconds() - start
-    return .success(
-      MachineReport(
-        stop: stop, exits: machine.exitCount, traceDigest: machine.trace.digest, trace: machine.trace,
-        memoryDigest: machine.memoryDigest(), rxMessages: machine.net.rxMessages,
-        txMessages: machine.net.txMessages, elapsedNanoseconds: elapsed))
+    var report = MachineReport(
+      stop: stop, exits: machine.exitCount, traceDigest: machine.trace.digest, trace: machine.trace,
+      memoryDigest: machine.memoryDigest(), rxMessages: machine.net.rxMessages,
+      txMessages: machine.net.txMessages, elapsedNanoseconds: elapsed)
+    do {
+      try inputs.machineStopped(report)
+    } catch {
+      report.inputSourceError = "\(error)"
+    }
+    return .success(report)
   }
 }

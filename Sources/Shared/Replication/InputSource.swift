@@ -16,4 +16,12 @@ public protocol InputSource: AnyObject {
   func input<Value: InputValue>(
     _ kind: InputKind, at point: ExitPoint, live: () throws -> Value
   ) throws -> Value
+
+  /// The machine stopped (a recorder writes its end record here).
+  func machineStopped(_ report: MachineReport) throws
+}
+
+extension InputSource {
+  /// Nothing to do by default.
+  public func machineStopped(_ report: MachineReport) throws {}
 }

@@ -1,0 +1,138 @@
+/// The framing of log records on disk and on the wire (docs/log-format.md):
+///
+///     u32 length    bytes of body (little-endian)
+///     u8  version   LogHeader.currentFormat's low byte (1)
+///     u8  type      1 header, 2 input, 3 end
+///     u16 reserved  0
+///     body          `length` bytes
+///     u32 crc32c    of version, type, reserved and body
+///
+/// The decoder refuses anything malformed with a ``LogDecodingError`` that
+/// says what and where; it never trusts a length beyond ``maximumBody``.
+public enum LogFrame {
+  /// The largest body a frame may carry (a 1 MiB block read plus framing).
+  public static let maximumBody = (1 << 20) + 4096
+  /// Bytes of framing around a body.
+  public static let overhead = 12
+
+  /// Appends the framed `record` to `buffer`.
+  public static func encode(_ record: LogRecord, into buffer: inout [UInt8]) {
+    var body: [UInt8] = []
+    switch record {
+    case .header(let header):
+      body.append(contentsOf: LogHeader.magic)
+      body.append(littleEndian: header.format)
+      body.appendString(header.vm)
+      body.append(littleEndian: header.imageDigest)
+      body.append(littleEndian: header.memorySize)
+      body.append(littleEndian: header.cpuidFingerprint)
+      body.appendString(header.arguments)
+      body.append(littleEndian: header.diskSize)
+    case .input(let point, let kind, let payload):
+      body.append(littleEndian: point.sequence)
+      body.append(littleEndian: point.instructionPointer)
+      body.append(kind.rawValue)
+      body.append(contentsOf: payload)
+    case .end(let exits, let traceDigest, let memoryDigest, let reason):
+      body.append(littleEndian: exits)
+      body.append(littleEndian: traceDigest)
+      body.append(littleEndian: memoryDigest)
+      body.appendString(reason)
+    }
+    let start = buffer.count
+    buffer.append(littleEndian: UInt32(body.count))
+    buffer.append(UInt8(truncatingIfNeeded: LogHeader.currentFormat))
+    buffer.append(record.type)
+    buffer.append(littleEndian: UInt16(0))
+    buffer.append(contentsOf: body)
+    let crc = CRC32C.checksum(buffer[(start + 4)...])
+    buffer.append(littleEndian: crc)
+  }
+
+  /// Decodes one frame from the start of `bytes`. Returns nil when more
+  /// bytes are needed, else the record and the bytes it took.
+  public static func decode(_ bytes: ArraySlice<UInt8>, at position: UInt64 = 0) throws(LogDecodingError)
+    -> (record: LogRecord, size: Int)?
+  {
+    guard bytes.count >= 4 else { return nil }
+    let base = bytes.startIndex
+    let length = Int(
+      UInt32(bytes[base]) | UInt32(bytes[base + 1]) << 8 | UInt32(bytes[base + 2]) << 16
+        | UInt32(bytes[base + 3]) << 24)
+    guard length <= maximumBody else {
+      throw LogDecodingError("frame at byte \(position): length \(length) exceeds the maximum \(maximumBody)")
+    }
+    let size = length + overhead
+    guard bytes.count >= size else { return nil }
+    let frame = bytes[base..<(base + size)]
+    var reader = ByteReader(Array(frame))
+    _ = try reader.read(UInt32.self, "frame.length")
+    let version = try reader.read(UInt8.self, "frame.version")
+    let type = try reader.read(UInt8.self, "frame.type")
+    let reserved = try reader.read(UInt16.self, "frame.reserved")
+    let stored = UInt32(
+      littleEndian: frame.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: size - 4, as: UInt32.self) })
+    let computed = CRC32C.checksum(frame[(base + 4)..<(base + size - 4)])
+    guard stored == computed else {
+      throw LogDecodingError(
+        "frame at byte \(position): checksum 0x\(String(stored, radix: 16)) does not match its contents (0x\(String(computed, radix: 16))): the log is corrupt"
+      )
+    }
+    guard version == UInt8(truncatingIfNeeded: LogHeader.currentFormat) else {
+      throw LogDecodingError(
+        "frame at byte \(position): log format version \(version), this build reads \(LogHeader.currentFormat)")
+    }
+    guard reserved == 0 else { throw LogDecodingError("frame at byte \(position): reserved field is \(reserved)") }
+    var body = ByteReader(Array(frame[(base + 8)..<(base + size - 4)]))
+    let record: LogRecord
+    switch type {
+    case 1:
+      let magic = try body.read(count: LogHeader.magic.count, limit: 16, "header.magic")
+      guard magic == LogHeader.magic else {
+        throw LogDecodingError("frame at byte \(position): not a Lockstep log header")
+      }
+      record = .header(
+        LogHeader(
+          format: try body.read(UInt16.self, "header.format"), vm: try body.readString("header.vm"),
+          imageDigest: try body.read(UInt64.self, "header.image"),
+          memorySize: try body.read(UInt64.self, "header.memory"),
+          cpuidFingerprint: try body.read(UInt64.self, "header.cpuid"),
+          arguments: try body.readString("header.arguments"),
+          diskSize: try body.read(UInt64.self, "header.disk")))
+    case 2:
+      let sequence = try body.read(UInt64.self, "input.sequence")
+      let rip = try body.read(UInt64.self, "input.rip")
+      let rawKind = try body.read(UInt8.self, "input.kind")
+      guard let kind = InputKind(rawValue: rawKind) else {
+        throw LogDecodingError("frame at byte \(position): unknown input kind \(rawKind)")
+      }
+      let payload = try body.read(count: body.remaining, limit: maximumBody, "input.payload")
+      record = .input(point: ExitPoint(sequence: sequence, instructionPointer: rip), kind: kind, payload: payload)
+    case 3:
+      record = .end(
+        exits: try body.read(UInt64.self, "end.exits"), traceDigest: try body.read(UInt64.self, "end.trace"),
+        memoryDigest: try body.read(UInt64.self, "end.memory"), reason: try body.readString("end.reason"))
+    default:
+      throw LogDecodingError("frame at byte \(position): unknown record type \(type)")
+    }
+    try body.expectEnd("frame at byte \(position)")
+    return (record, size)
+  }
+}
+
+extension [UInt8] {
+  /// Appends a u16-length-prefixed UTF-8 string (truncated to 64 KiB).
+  mutating func appendString(_ text: String) {
+    let bytes = Array(text.utf8.prefix(65535))
+    append(littleEndian: UInt16(bytes.count))
+    append(contentsOf: bytes)
+  }
+}
+
+extension ByteReader {
+  /// Reads a u16-length-prefixed UTF-8 string.
+  mutating func readString(_ field: String) throws(LogDecodingError) -> String {
+    let count = try read(UInt16.self, "\(field).length")
+    return String(decoding: try read(count: Int(count), limit: 65535, field), as: UTF8.self)
+  }
+}
