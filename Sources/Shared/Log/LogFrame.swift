@@ -2,7 +2,7 @@
 ///
 ///     u32 length    bytes of body (little-endian)
 ///     u8  version   LogHeader.currentFormat's low byte (1)
-///     u8  type      1 header, 2 input, 3 end
+///     u8  type      1 header, 2 input, 3 end, 4 progress
 ///     u16 reserved  0
 ///     body          `length` bytes
 ///     u32 crc32c    of version, type, reserved and body
@@ -38,6 +38,8 @@ public enum LogFrame {
       body.append(littleEndian: traceDigest)
       body.append(littleEndian: memoryDigest)
       body.appendString(reason)
+    case .progress(let exits):
+      body.append(littleEndian: exits)
     }
     let start = buffer.count
     buffer.append(littleEndian: UInt32(body.count))
@@ -112,6 +114,8 @@ public enum LogFrame {
       record = .end(
         exits: try body.read(UInt64.self, "end.exits"), traceDigest: try body.read(UInt64.self, "end.trace"),
         memoryDigest: try body.read(UInt64.self, "end.memory"), reason: try body.readString("end.reason"))
+    case 4:
+      record = .progress(exits: try body.read(UInt64.self, "progress.exits"))
     default:
       throw LogDecodingError("frame at byte \(position): unknown record type \(type)")
     }

@@ -8,6 +8,10 @@ public enum LogRecord: Sendable, Equatable {
   case input(point: ExitPoint, kind: InputKind, payload: [UInt8])
   /// The recording ended: how many exits ran and the final state.
   case end(exits: UInt64, traceDigest: UInt64, memoryDigest: UInt64, reason: String)
+  /// The log is complete up to (not including) exit `exits`: sent when the
+  /// primary produces output and, idle, as a heartbeat, so the backup can
+  /// acknowledge positions that have no input entry.
+  case progress(exits: UInt64)
 
   /// The record type byte on the wire.
   var type: UInt8 {
@@ -15,6 +19,7 @@ public enum LogRecord: Sendable, Equatable {
     case .header: 1
     case .input: 2
     case .end: 3
+    case .progress: 4
     }
   }
 }

@@ -3,12 +3,12 @@
 /// entry `{exit sequence, RIP, kind, payload}`. Deterministic exits are
 /// not logged; their count is implied by the sequence numbers.
 public final class Recorder: InputSource {
-  let writer: LogFileWriter
+  let writer: any LogSink
   /// Entries recorded.
   public private(set) var entries: UInt64 = 0
 
   /// Starts a log at `writer` for the execution `header` describes.
-  public init(writer: LogFileWriter, header: LogHeader) throws {
+  public init(writer: any LogSink, header: LogHeader) throws {
     self.writer = writer
     try writer.append(.header(header))
   }

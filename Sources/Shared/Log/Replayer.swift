@@ -2,7 +2,7 @@
 /// exit where it was recorded, and stops the execution at the first exit
 /// where the guest asks for something the log does not have there.
 public final class Replayer: InputSource {
-  let reader: LogFileReader
+  let reader: any LogSource
   /// The log's header.
   public let header: LogHeader
   /// Inputs replayed.
@@ -15,7 +15,7 @@ public final class Replayer: InputSource {
   public private(set) var exhaustedAt: ExitPoint?
 
   /// Opens a log and reads its header.
-  public init(reader: LogFileReader) throws {
+  public init(reader: any LogSource) throws {
     self.reader = reader
     guard case .header(let header) = try reader.next() else {
       throw LogDecodingError("the log does not start with a header record")
@@ -58,11 +58,15 @@ public final class Replayer: InputSource {
     return nil
   }
 
+  /// The next input or end record (progress records only mark positions).
   private func nextRecord() throws -> LogRecord? {
-    guard let record = try reader.next() else {
-      return nil
+    while let record = try reader.next() {
+      switch record {
+      case .header: throw LogDecodingError("a second header record in the middle of the log")
+      case .progress: continue
+      default: return record
+      }
     }
-    if case .header = record { throw LogDecodingError("a second header record in the middle of the log") }
-    return record
+    return nil
   }
 }

@@ -17,14 +17,7 @@ public final class LiveOutputs: OutputSink {
   }
 
   public func console(_ bytes: UnsafeRawBufferPointer, at point: ExitPoint) {
-    var offset = 0
-    while offset < bytes.count {
-      let wrote = try? systemCall("write(console)") {
-        write(consoleDescriptor, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
-      }
-      guard let wrote, wrote > 0 else { return }
-      offset += wrote
-    }
+    writeFully(consoleDescriptor, bytes)
   }
 
   public func send(_ bytes: UnsafeRawBufferPointer, connection: UInt32, at point: ExitPoint) {
