@@ -77,3 +77,4 @@ uint64_t lskvm_run_fail_entry_reason(const struct kvm_run *run) {
   return run->fail_entry.hardware_entry_failure_reason;
 }
 void lskvm_run_set_immediate_exit(struct kvm_run *run, uint8_t value) { run->immediate_exit = value; }
+uint32_t lskvm_run_exit_reason(const struct kvm_run *run) { return run->exit_reason; }

@@ -50,6 +50,8 @@ struct kvm_cpuid_entry2 *lskvm_cpuid2_entries(struct kvm_cpuid2 *cpuid);
 struct kvm_regs *lskvm_run_sync_regs(struct kvm_run *run);
 /// Selects which register sets KVM syncs into kvm_run on the next exit.
 void lskvm_run_request_sync(struct kvm_run *run, uint64_t valid);
+/// kvm_run.exit_reason.
+uint32_t lskvm_run_exit_reason(const struct kvm_run *run);
 /// The MMIO exit details of kvm_run.
 uint64_t lskvm_run_mmio_address(const struct kvm_run *run);
 uint32_t lskvm_run_mmio_length(const struct kvm_run *run);

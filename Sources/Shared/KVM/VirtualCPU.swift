@@ -101,7 +101,7 @@ public final class VirtualCPU {
       return .interrupted
     }
     let run = shared
-    switch run.pointee.exit_reason {
+    switch lskvm_run_exit_reason(run) {
     case UInt32(KVM_EXIT_MMIO):
       if lskvm_run_mmio_is_write(run) != 0 {
         return .mmioWrite(

@@ -6,8 +6,33 @@ extension Machine {
   /// The outcome of one call: a result and outputs for the descriptor, or
   /// the end of the VM.
   enum CallOutcome {
-    case result(Int32, [UInt64] = [])
+    case result(Int32)
+    /// A result and out[0], out[1].
+    case values(Int32, UInt64, UInt64)
     case stop(MachineStop)
+  }
+
+  /// The four arguments of a descriptor (no allocation on the exit path).
+  struct CallArguments {
+    let values: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ call: UnsafeMutableRawBufferPointer) {
+      values = (
+        UInt64(littleEndian: call.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+        UInt64(littleEndian: call.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+        UInt64(littleEndian: call.loadUnaligned(fromByteOffset: 24, as: UInt64.self)),
+        UInt64(littleEndian: call.loadUnaligned(fromByteOffset: 32, as: UInt64.self))
+      )
+    }
+
+    subscript(index: Int) -> UInt64 {
+      switch index {
+      case 0: values.0
+      case 1: values.1
+      case 2: values.2
+      default: values.3
+      }
+    }
   }
 
   static let descriptorSize = UInt64(MemoryLayout<ls_call>.size)
@@ -31,9 +56,7 @@ extension Machine {
       return .guestError(error as? GuestError ?? GuestError("\(error)"), at: point)
     }
     let op = UInt32(littleEndian: call.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-    let arguments = (0..<4).map {
-      UInt64(littleEndian: call.loadUnaligned(fromByteOffset: 8 + $0 * 8, as: UInt64.self))
-    }
+    let arguments = CallArguments(call)
     trace.record(point, kind: op)
 
     let outcome: CallOutcome
@@ -47,18 +70,20 @@ extension Machine {
     switch outcome {
     case .stop(let stop):
       return stop
-    case .result(let result, let outputs):
+    case .result(let result):
       call.storeBytes(of: result.littleEndian, toByteOffset: 4, as: Int32.self)
-      for (index, value) in outputs.enumerated() {
-        call.storeBytes(of: value.littleEndian, toByteOffset: 40 + index * 8, as: UInt64.self)
-      }
+      return nil
+    case .values(let result, let first, let second):
+      call.storeBytes(of: result.littleEndian, toByteOffset: 4, as: Int32.self)
+      call.storeBytes(of: first.littleEndian, toByteOffset: 40, as: UInt64.self)
+      call.storeBytes(of: second.littleEndian, toByteOffset: 48, as: UInt64.self)
       return nil
     }
   }
 
   /// Performs call `op`. Throws ``GuestError`` when the guest broke the ABI,
   /// anything else when the input source failed.
-  private func perform(op: UInt32, _ argument: [UInt64], at point: ExitPoint) throws -> CallOutcome {
+  private func perform(op: UInt32, _ argument: CallArguments, at point: ExitPoint) throws -> CallOutcome {
     switch Int(op) {
     case Int(LS_OP_NOP):
       return .result(LS_OK)
@@ -100,7 +125,7 @@ extension Machine {
 
     case Int(LS_OP_CLOCK):
       let reading = try inputs.input(.clock, at: point) { ClockReading.now() }
-      return .result(LS_OK, [reading.monotonic, reading.wall])
+      return .values(LS_OK, reading.monotonic, reading.wall)
 
     case Int(LS_OP_ENTROPY):
       guard argument[1] <= LS_ENTROPY_MAX else { return .result(LS_EINVAL) }
@@ -119,7 +144,7 @@ extension Machine {
       try net.deliver(outcome.events)
       let pending = try net.rxCursor().map { $0.used > 0 } ?? false
       let mask = (pending ? LS_READY_NET : 0) | (outcome.timedOut ? LS_READY_TIMEOUT : 0)
-      return .result(LS_OK, [mask, outcome.now])
+      return .values(LS_OK, mask, outcome.now)
 
     case Int(LS_OP_BLOCK_READ):
       guard let block else { return .result(LS_ENODEV) }
