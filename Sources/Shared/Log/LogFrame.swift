@@ -41,20 +41,25 @@ public enum LogFrame {
     case .progress(let exits):
       body.append(littleEndian: exits)
     }
+    frame(type: record.type, body: body, into: &buffer)
+  }
+
+  /// Appends one frame of `type` around `body`.
+  public static func frame(type: UInt8, body: [UInt8], into buffer: inout [UInt8]) {
     let start = buffer.count
     buffer.append(littleEndian: UInt32(body.count))
     buffer.append(UInt8(truncatingIfNeeded: LogHeader.currentFormat))
-    buffer.append(record.type)
+    buffer.append(type)
     buffer.append(littleEndian: UInt16(0))
     buffer.append(contentsOf: body)
     let crc = CRC32C.checksum(buffer[(start + 4)...])
     buffer.append(littleEndian: crc)
   }
 
-  /// Decodes one frame from the start of `bytes`. Returns nil when more
-  /// bytes are needed, else the record and the bytes it took.
-  public static func decode(_ bytes: ArraySlice<UInt8>, at position: UInt64 = 0) throws(LogDecodingError)
-    -> (record: LogRecord, size: Int)?
+  /// Checks the frame at the start of `bytes` and returns its type and
+  /// body, or nil when more bytes are needed.
+  public static func unframe(_ bytes: ArraySlice<UInt8>, at position: UInt64 = 0) throws(LogDecodingError)
+    -> (type: UInt8, body: ByteReader, size: Int)?
   {
     guard bytes.count >= 4 else { return nil }
     let base = bytes.startIndex
@@ -67,25 +72,38 @@ public enum LogFrame {
     let size = length + overhead
     guard bytes.count >= size else { return nil }
     let frame = bytes[base..<(base + size)]
-    var reader = ByteReader(Array(frame))
-    _ = try reader.read(UInt32.self, "frame.length")
-    let version = try reader.read(UInt8.self, "frame.version")
-    let type = try reader.read(UInt8.self, "frame.type")
-    let reserved = try reader.read(UInt16.self, "frame.reserved")
-    let stored = UInt32(
-      littleEndian: frame.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: size - 4, as: UInt32.self) })
+    let version = frame[base + 4]
+    let type = frame[base + 5]
+    let reserved = UInt16(frame[base + 6]) | UInt16(frame[base + 7]) << 8
+    let stored =
+      UInt32(frame[base + size - 4]) | UInt32(frame[base + size - 3]) << 8 | UInt32(frame[base + size - 2]) << 16
+      | UInt32(frame[base + size - 1]) << 24
     let computed = CRC32C.checksum(frame[(base + 4)..<(base + size - 4)])
     guard stored == computed else {
       throw LogDecodingError(
-        "frame at byte \(position): checksum 0x\(String(stored, radix: 16)) does not match its contents (0x\(String(computed, radix: 16))): the log is corrupt"
+        "frame at byte \(position): checksum 0x\(String(stored, radix: 16)) does not match its contents (0x\(String(computed, radix: 16))): the data is corrupt"
       )
     }
     guard version == UInt8(truncatingIfNeeded: LogHeader.currentFormat) else {
       throw LogDecodingError(
-        "frame at byte \(position): log format version \(version), this build reads \(LogHeader.currentFormat)")
+        "frame at byte \(position): format version \(version), this build reads \(LogHeader.currentFormat)")
     }
     guard reserved == 0 else { throw LogDecodingError("frame at byte \(position): reserved field is \(reserved)") }
-    var body = ByteReader(Array(frame[(base + 8)..<(base + size - 4)]))
+    return (type, ByteReader(Array(frame[(base + 8)..<(base + size - 4)])), size)
+  }
+
+  /// Decodes one frame from the start of `bytes`. Returns nil when more
+  /// bytes are needed, else the record and the bytes it took.
+  public static func decode(_ bytes: ArraySlice<UInt8>, at position: UInt64 = 0) throws(LogDecodingError)
+    -> (record: LogRecord, size: Int)?
+  {
+    guard let (type, reader, size) = try unframe(bytes, at: position) else { return nil }
+    return (try record(type: type, body: reader, at: position), size)
+  }
+
+  /// Decodes the body of a log record of `type`.
+  static func record(type: UInt8, body: ByteReader, at position: UInt64) throws(LogDecodingError) -> LogRecord {
+    var body = body
     let record: LogRecord
     switch type {
     case 1:
@@ -120,7 +138,7 @@ public enum LogFrame {
       throw LogDecodingError("frame at byte \(position): unknown record type \(type)")
     }
     try body.expectEnd("frame at byte \(position)")
-    return (record, size)
+    return record
   }
 }
 
