@@ -62,19 +62,3 @@ void lskvm_install_kick_handler(void) {
   sigaction(SIGUSR1, &action, NULL);
 }
 
-struct kvm_regs *lskvm_run_sync_regs(struct kvm_run *run) { return &run->s.regs.regs; }
-void lskvm_run_request_sync(struct kvm_run *run, uint64_t valid) { run->kvm_valid_regs = valid; }
-uint64_t lskvm_run_mmio_address(const struct kvm_run *run) { return run->mmio.phys_addr; }
-uint32_t lskvm_run_mmio_length(const struct kvm_run *run) { return run->mmio.len; }
-int lskvm_run_mmio_is_write(const struct kvm_run *run) { return run->mmio.is_write; }
-uint64_t lskvm_run_mmio_data64(const struct kvm_run *run) {
-  uint64_t value;
-  memcpy(&value, run->mmio.data, sizeof value);
-  return value;
-}
-uint32_t lskvm_run_internal_suberror(const struct kvm_run *run) { return run->internal.suberror; }
-uint64_t lskvm_run_fail_entry_reason(const struct kvm_run *run) {
-  return run->fail_entry.hardware_entry_failure_reason;
-}
-void lskvm_run_set_immediate_exit(struct kvm_run *run, uint8_t value) { run->immediate_exit = value; }
-uint32_t lskvm_run_exit_reason(const struct kvm_run *run) { return run->exit_reason; }

@@ -45,24 +45,33 @@ struct kvm_cpuid2 *lskvm_cpuid2_alloc(uint32_t count);
 /// The entries of a kvm_cpuid2 (a flexible array member).
 struct kvm_cpuid_entry2 *lskvm_cpuid2_entries(struct kvm_cpuid2 *cpuid);
 
+// kvm_run accessors: static inline, so the exit path makes no calls.
+#include <string.h>
+
 /// The general-purpose registers KVM copies into kvm_run on every exit
 /// when KVM_SYNC_X86_REGS is requested (no KVM_GET_REGS ioctl needed).
-struct kvm_regs *lskvm_run_sync_regs(struct kvm_run *run);
+static inline struct kvm_regs *lskvm_run_sync_regs(struct kvm_run *run) { return &run->s.regs.regs; }
 /// Selects which register sets KVM syncs into kvm_run on the next exit.
-void lskvm_run_request_sync(struct kvm_run *run, uint64_t valid);
+static inline void lskvm_run_request_sync(struct kvm_run *run, uint64_t valid) { run->kvm_valid_regs = valid; }
 /// kvm_run.exit_reason.
-uint32_t lskvm_run_exit_reason(const struct kvm_run *run);
+static inline uint32_t lskvm_run_exit_reason(const struct kvm_run *run) { return run->exit_reason; }
 /// The MMIO exit details of kvm_run.
-uint64_t lskvm_run_mmio_address(const struct kvm_run *run);
-uint32_t lskvm_run_mmio_length(const struct kvm_run *run);
-int lskvm_run_mmio_is_write(const struct kvm_run *run);
-uint64_t lskvm_run_mmio_data64(const struct kvm_run *run);
+static inline uint64_t lskvm_run_mmio_address(const struct kvm_run *run) { return run->mmio.phys_addr; }
+static inline uint32_t lskvm_run_mmio_length(const struct kvm_run *run) { return run->mmio.len; }
+static inline int lskvm_run_mmio_is_write(const struct kvm_run *run) { return run->mmio.is_write; }
+static inline uint64_t lskvm_run_mmio_data64(const struct kvm_run *run) {
+  uint64_t value;
+  memcpy(&value, run->mmio.data, sizeof value);
+  return value;
+}
 /// The internal-error sub-code of KVM_EXIT_INTERNAL_ERROR.
-uint32_t lskvm_run_internal_suberror(const struct kvm_run *run);
+static inline uint32_t lskvm_run_internal_suberror(const struct kvm_run *run) { return run->internal.suberror; }
 /// The hardware reason of KVM_EXIT_FAIL_ENTRY.
-uint64_t lskvm_run_fail_entry_reason(const struct kvm_run *run);
+static inline uint64_t lskvm_run_fail_entry_reason(const struct kvm_run *run) {
+  return run->fail_entry.hardware_entry_failure_reason;
+}
 /// Sets kvm_run.immediate_exit.
-void lskvm_run_set_immediate_exit(struct kvm_run *run, uint8_t value);
+static inline void lskvm_run_set_immediate_exit(struct kvm_run *run, uint8_t value) { run->immediate_exit = value; }
 
 /// Makes SIGUSR1 interrupt KVM_RUN (EINTR) without killing the process:
 /// installs a no-op handler without SA_RESTART. Idempotent.
