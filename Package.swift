@@ -12,6 +12,7 @@ let package = Package(
   products: [
     .executable(name: "primary-vmm", targets: ["Primary"]),
     .executable(name: "lockstep", targets: ["LockstepCLI"]),
+    .executable(name: "backup-vmm", targets: ["Backup"]),
     .library(name: "Lockstep", targets: ["Lockstep"]),
   ],
   dependencies: [
@@ -31,12 +32,20 @@ let package = Package(
       name: "CLockstepLinux",
       path: "Sources/CLockstepLinux"
     ),
+    // The system OpenSSL 3 (Debian libssl-dev) behind functions Swift can
+    // call: TLS 1.3 contexts and connections, certificate issuance, SHA-256.
+    .target(
+      name: "CLockstepSSL",
+      path: "Sources/CLockstepSSL",
+      linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+    ),
     // The library: machine, devices, record/replay seam, transport.
     .target(
       name: "Lockstep",
       dependencies: [
         "CLockstepKVM",
         "CLockstepLinux",
+        "CLockstepSSL",
         .product(name: "Logging", package: "swift-log"),
       ],
       path: "Sources/Shared",
@@ -50,6 +59,16 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ],
       path: "Sources/Primary",
+      swiftSettings: strict
+    ),
+    .executableTarget(
+      name: "Backup",
+      dependencies: [
+        "Lockstep",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Sources/Backup",
       swiftSettings: strict
     ),
     .executableTarget(

@@ -11,7 +11,7 @@ struct LockstepCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "lockstep",
     abstract: "Operate Lockstep fault-tolerant virtual machines.",
-    subcommands: [Replay.self])
+    subcommands: [Certs.self, Replay.self])
 }
 
 /// `lockstep replay`: re-run a recorded log offline and check determinism.
@@ -47,6 +47,161 @@ struct Replay: ParsableCommand {
       printError("lockstep replay: error: \(error)")
       throw ExitCode(1)
     }
+  }
+}
+
+/// `lockstep certs`: make and inspect the cluster's certificates.
+struct Certs: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Make and inspect the cluster's CA and node certificates (see docs/security.md).",
+    subcommands: [CertsInit.self, CertsAdd.self, CertsShow.self])
+}
+
+/// The nodes named on a `certs init` or `certs add` command line.
+struct NodeOptions: ParsableArguments {
+  @Option(help: "VMM names, comma-separated (primary-vmm and backup-vmm hosts; they share the heartbeat key).")
+  var vmms: String?
+
+  @Option(help: "The arbiter's name.")
+  var arbiter: String?
+
+  @Option(help: "Operator names, comma-separated (users of the lockstep CLI).")
+  var operators: String?
+
+  @Option(help: "How many days the node certificates are valid.")
+  var days: Int = ClusterCertificates.defaultDays
+
+  @Option(help: "The cluster directory: DIR/ca holds the CA, DIR/NAME each node's credentials.")
+  var dir: String
+
+  @Flag(help: "Replace existing certificates.")
+  var force = false
+
+  /// The nodes, in command-line order: VMMs, the arbiter, operators.
+  func nodes() throws(CertificateError) -> [NodeIdentity] {
+    var nodes: [NodeIdentity] = []
+    for name in Self.names(vmms) { nodes.append(try NodeIdentity(name: name, role: .vmm)) }
+    for name in Self.names(arbiter) { nodes.append(try NodeIdentity(name: name, role: .arbiter)) }
+    for name in Self.names(operators) { nodes.append(try NodeIdentity(name: name, role: .operator)) }
+    return nodes
+  }
+
+  private static func names(_ list: String?) -> [String] {
+    (list ?? "").split(separator: ",", omittingEmptySubsequences: false)
+      .map { $0.trimmingCharacters(in: " ") }
+      .filter { !$0.isEmpty }
+  }
+
+  /// Prints what was made and what to do with it.
+  static func report(_ nodes: [NodeCredentials], directory: String) {
+    for node in nodes {
+      let role = "\(node.role)".padding(8)
+      print(
+        "  \(node.directory.padding(24)) \(role) CN=\(node.name) OU=\(node.role.organizationalUnit), "
+          + "valid until \(CertificateValidity.utcText(node.validity.notAfter))")
+    }
+    print("Copy each DIR/NAME to the host that runs NAME and pass it as --tls-dir; keep \(directory)/ca off the nodes.")
+  }
+}
+
+/// `lockstep certs init`: a new cluster CA and certificates for its nodes.
+struct CertsInit: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "init",
+    abstract: "Make a cluster CA and a certificate, key and (VMMs) heartbeat key for each node.",
+    discussion: """
+      Example: lockstep certs init --dir certs --vmms vmm1,vmm2 --arbiter arbiter --operators ops
+      Refuses to replace an existing DIR/ca unless --force: a new CA invalidates every certificate \
+      the old one issued.
+      """)
+
+  @OptionGroup var options: NodeOptions
+
+  func validate() throws {
+    guard !(options.vmms ?? "").isEmpty else { throw ValidationError("name the VMMs with --vmms NAME,…") }
+    guard (1...ClusterCertificates.maximumDays).contains(options.days) else {
+      throw ValidationError("--days must be from 1 to \(ClusterCertificates.maximumDays), not \(options.days)")
+    }
+  }
+
+  func run() throws {
+    do {
+      let nodes = try ClusterCertificates.initialize(
+        directory: options.dir, nodes: try options.nodes(), days: options.days, force: options.force)
+      print("Made the cluster CA in \(options.dir)/ca and these node credentials:")
+      NodeOptions.report(nodes, directory: options.dir)
+    } catch {
+      printError("lockstep certs init: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+/// `lockstep certs add`: certificates for more nodes from an existing CA.
+struct CertsAdd: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "add",
+    abstract: "Issue certificates for more nodes (or renew them with --force) with the cluster's existing CA.")
+
+  @OptionGroup var options: NodeOptions
+
+  func validate() throws {
+    guard (1...ClusterCertificates.maximumDays).contains(options.days) else {
+      throw ValidationError("--days must be from 1 to \(ClusterCertificates.maximumDays), not \(options.days)")
+    }
+  }
+
+  func run() throws {
+    do {
+      let nodes = try ClusterCertificates.add(
+        directory: options.dir, nodes: try options.nodes(), days: options.days, force: options.force)
+      print("Issued with the CA in \(options.dir)/ca:")
+      NodeOptions.report(nodes, directory: options.dir)
+    } catch {
+      printError("lockstep certs add: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+/// `lockstep certs show`: check a node's credentials directory.
+struct CertsShow: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "show",
+    abstract: "Check a node's credentials directory (what --tls-dir names) and say whose it is.")
+
+  @Option(help: "The node's credentials directory, DIR/NAME.")
+  var tlsDir: String
+
+  func run() throws {
+    do {
+      let node = try NodeCredentials(loadingFrom: tlsDir)
+      print("\(tlsDir): \(node.name), role \(node.role)")
+      print("  valid from \(CertificateValidity.utcText(node.validity.notBefore))")
+      print("  valid until \(CertificateValidity.utcText(node.validity.notAfter))")
+      print("  heartbeat key: \(node.heartbeatKey == nil ? "none" : "present")")
+    } catch {
+      printError("lockstep certs show: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+extension String {
+  /// The string padded with spaces to `width` characters.
+  fileprivate func padding(_ width: Int) -> String {
+    count >= width ? self : self + String(repeating: " ", count: width - count)
+  }
+
+  /// The string without leading and trailing `character`s.
+  fileprivate func trimmingCharacters(in character: Character) -> String {
+    String(drop { $0 == character }.reversed().drop { $0 == character }.reversed())
+  }
+}
+
+extension Substring {
+  fileprivate func trimmingCharacters(in character: Character) -> String {
+    String(self).trimmingCharacters(in: character)
   }
 }
 

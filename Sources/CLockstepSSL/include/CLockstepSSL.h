@@ -103,9 +103,10 @@ int lsssl_certificate_file_summary(const char *path, char *common_name, size_t c
 
 /// Checks that the PEM private key `key_path` belongs to the certificate
 /// in `certificate_path` and that the certificate was issued by the CA in
-/// `ca_path` and is valid now. Returns 1, or 0 with `error` set.
-int lsssl_check_credentials(const char *ca_path, const char *certificate_path, const char *key_path, char *error,
-                            size_t error_capacity);
+/// `ca_path` and is valid at `at_time` (Unix seconds). Returns 1, or 0
+/// with `error` set.
+int lsssl_check_credentials(const char *ca_path, const char *certificate_path, const char *key_path, int64_t at_time,
+                            char *error, size_t error_capacity);
 
 // MARK: Digests
 
