@@ -28,6 +28,16 @@ int lslinux_wait_readable(int fd, uint64_t nanoseconds) {
   return ppoll(&p, 1, &timeout, NULL);
 }
 
+int lslinux_wait_either(int first, int second, uint64_t nanoseconds) {
+  struct pollfd p[2] = {{.fd = first, .events = POLLIN}, {.fd = second, .events = POLLIN}};
+  struct timespec timeout = {.tv_sec = (time_t)(nanoseconds / 1000000000ull),
+                             .tv_nsec = (long)(nanoseconds % 1000000000ull)};
+  int ready = ppoll(p, 2, &timeout, NULL);
+  if (ready <= 0) return ready;
+  return ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0) |
+         ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) ? 2 : 0);
+}
+
 const uint32_t lslinux_EPOLLIN = EPOLLIN;
 const uint32_t lslinux_EPOLLOUT = EPOLLOUT;
 const uint32_t lslinux_EPOLLERR = EPOLLERR;

@@ -47,13 +47,32 @@ struct PrimaryVMM: ParsableCommand {
   @Flag(help: "Run without a backup: fault tolerance OFF.")
   var standalone = false
 
+  @Option(help: "Listen for the backup's logging channel on HOST:PORT (with --tls-dir).")
+  var replication: String?
+
+  @Option(help: "This node's certificate directory (from `lockstep certs init`), e.g. certs/node-a.")
+  var tlsDir: String?
+
+  @Option(help: "Slow the guest down when the backup's execution lags more than this many milliseconds.")
+  var maxLag: Int = 100
+
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: Logger.Level = .info
 
   mutating func validate() throws {
-    guard standalone else {
-      throw ValidationError("replication is not available in this build yet: pass --standalone to run without a backup")
+    guard standalone != (replication != nil) else {
+      throw ValidationError(
+        standalone
+          ? "--standalone and --replication exclude each other"
+          : "give --replication HOST:PORT --tls-dir DIR to run with a backup, or --standalone to run without one")
     }
+    if let replication, HostPort(parsing: replication) == nil {
+      throw ValidationError("--replication '\(replication)' is not HOST:PORT (example: 127.0.0.1:7000)")
+    }
+    if replication != nil && tlsDir == nil {
+      throw ValidationError("--replication needs --tls-dir DIR (make one with `lockstep certs init`)")
+    }
+    guard maxLag > 0 else { throw ValidationError("--max-lag must be a positive number of milliseconds") }
     guard ByteCount.parse(memory) != nil else {
       throw ValidationError("--memory '\(memory)' is not a size (examples: 64M, 512M, 1G)")
     }
@@ -76,10 +95,18 @@ struct PrimaryVMM: ParsableCommand {
     }
     let logger = Logger(label: "primary-vmm").with(vm: vm)
     do {
-      let report = try PrimaryLauncher.runStandalone(
-        vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
-        guestArgs: guestArgs, kvmDevice: kvmDevice, recordFile: recordFile,
-        logger: logger)
+      let report: MachineReport
+      if let replication, let tlsDir {
+        report = try PrimaryLauncher.runReplicated(
+          vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
+          guestArgs: guestArgs, replication: replication, tlsDirectory: tlsDir, maxLagMilliseconds: maxLag,
+          logger: logger)
+      } else {
+        report = try PrimaryLauncher.runStandalone(
+          vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
+          guestArgs: guestArgs, kvmDevice: kvmDevice, recordFile: recordFile,
+          logger: logger)
+      }
       throw ExitCode(report.exitStatus)
     } catch let error as ExitCode {
       throw error

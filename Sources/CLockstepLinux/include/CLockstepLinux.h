@@ -16,6 +16,11 @@ ssize_t lslinux_getrandom(void *buffer, size_t length);
 /// Returns 1 when readable, 0 on timeout, -1 with errno on error.
 int lslinux_wait_readable(int fd, uint64_t nanoseconds);
 
+/// Waits until `first` or `second` is readable or `nanoseconds` pass.
+/// Returns a mask: 1 first readable, 2 second readable; 0 on timeout; -1
+/// with errno on error.
+int lslinux_wait_either(int first, int second, uint64_t nanoseconds);
+
 /// epoll(7): create, control and wait. Events use the EPOLL* bits below;
 /// the 64-bit data word is the caller's token.
 int lslinux_epoll_create(void);

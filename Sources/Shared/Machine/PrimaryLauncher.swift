@@ -34,14 +34,37 @@ public enum PrimaryLauncher {
     if let problem = report.inputSourceError {
       logger.error("the log could not be completed: \(problem)")
     }
-    if case .exited = report.stop {
-      logger.info("VM stopped: \(report.summary)")
-    } else if report.stop == .stopped {
-      logger.info("VM stopped: \(report.summary)")
-    } else {
-      logger.error("VM stopped: \(report.summary)")
-    }
+    log(report, logger)
     return report
+  }
+
+  /// Runs the VM with a backup attached over the logging channel.
+  public static func runReplicated(
+    vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
+    guestArgs: String, replication: String, tlsDirectory: String, maxLagMilliseconds: Int, logger: Logger
+  ) throws -> MachineReport {
+    guard let memoryBytes = ByteCount.parse(memory) else {
+      throw MachineSetupError("--memory '\(memory)' is not a size")
+    }
+    guard let replicationAddress = HostPort(parsing: replication) else {
+      throw MachineSetupError("--replication '\(replication)' is not HOST:PORT")
+    }
+    let credentials = try NodeCredentials(loadingFrom: tlsDirectory)
+    let configuration = MachineConfiguration(
+      name: vm, image: try readFile(guestPath), imagePath: guestPath, memorySize: memoryBytes, arguments: guestArgs,
+      diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse))
+    let report = try ReplicatedPrimary.run(
+      configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), replication: replicationAddress,
+      credentials: credentials, maximumLag: .milliseconds(maxLagMilliseconds), logger: logger)
+    log(report, logger)
+    return report
+  }
+
+  static func log(_ report: MachineReport, _ logger: Logger) {
+    switch report.stop {
+    case .exited, .stopped: logger.info("VM stopped: \(report.summary)")
+    default: logger.error("VM stopped: \(report.summary)")
+    }
   }
 
   /// The whole file at `path`, or an error that names it.

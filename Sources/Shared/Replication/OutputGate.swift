@@ -66,8 +66,10 @@ public final class OutputGate: OutputSink, Sendable {
   /// The backup holds the log of every exit before `position`: release
   /// what that covers. Called by the channel when an ack arrives.
   public func acknowledge(upTo position: UInt64) {
-    let ready: [Output] = state.withLock { state in
-      guard position > state.acknowledged else { return [] }
+    // Released under the lock, so output leaves in the order it was made
+    // even when the vCPU emits covered output at the same time.
+    let releasedAny = state.withLock { state -> Bool in
+      guard position > state.acknowledged else { return false }
       state.acknowledged = position
       var ready: [Output] = []
       while state.start < state.held.count, state.held[state.start].position <= position {
@@ -80,9 +82,13 @@ public final class OutputGate: OutputSink, Sendable {
         state.held.removeFirst(state.start)
         state.start = 0
       }
-      return ready
+      if !ready.isEmpty && !state.closed { emit(ready) }
+      return !ready.isEmpty
     }
-    guard !ready.isEmpty else { return }
+    if releasedAny { released.signal() }
+  }
+
+  private func emit(_ ready: [Output]) {
     for output in ready {
       switch output {
       case .console(let bytes): writeConsole(bytes)
@@ -91,7 +97,6 @@ public final class OutputGate: OutputSink, Sendable {
       }
     }
     network?.flush()
-    released.signal()
   }
 
   /// Stops holding: the gate releases nothing more (the node lost its
@@ -126,6 +131,11 @@ public final class OutputGate: OutputSink, Sendable {
     }
     state.withLock { state in
       guard !state.closed else { return }
+      // Already covered by an acknowledgement, and nothing older is held.
+      if point.sequence <= state.acknowledged && state.start == state.held.count {
+        emit([output])
+        return
+      }
       state.held.append((point.sequence, output))
       state.heldBytes += output.size
     }

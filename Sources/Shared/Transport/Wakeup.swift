@@ -33,3 +33,10 @@ public final class Wakeup: Sendable {
     _ = read(descriptor.rawValue, &value, 8)
   }
 }
+
+extension Wakeup {
+  /// Sleeps the calling thread for `milliseconds` (no wakeup involved).
+  public static func sleep(milliseconds: Int) {
+    _ = lslinux_wait_readable(-1, UInt64(milliseconds) * 1_000_000)
+  }
+}

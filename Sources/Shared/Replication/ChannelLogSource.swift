@@ -1,0 +1,77 @@
+import Synchronization
+
+/// The backup's end of the logging channel as the replayer sees it: records
+/// pushed by the receiving thread, taken by the vCPU thread, which blocks
+/// while none is there. Bounded: the receiver stops reading the network
+/// while ``limit`` bytes wait here (back-pressure to the primary).
+public final class ChannelLogSource: LogSource, Sendable {
+  struct State: ~Copyable {
+    var records: [(record: LogRecord, size: Int)] = []
+    var start = 0
+    var bytes = 0
+    var ended = false
+    var replayed: UInt64 = 0
+  }
+
+  private let state = Mutex(State())
+  private let available: Wakeup
+  private let room: Wakeup
+  /// Bytes of records waiting before the receiver pauses.
+  public let limit: Int
+  let header: LogHeader
+
+  /// A source whose log describes the execution `header` names.
+  public init(header: LogHeader, limit: Int = 64 << 20) throws(SystemError) {
+    self.header = header
+    self.limit = limit
+    available = try Wakeup()
+    room = try Wakeup()
+    state.withLock { $0.records.append((.header(header), 0)) }
+  }
+
+  /// Adds records received from the primary (the receiving thread); blocks
+  /// while the queue is over its limit.
+  public func push(_ records: [(record: LogRecord, size: Int)]) {
+    while state.withLock({ $0.bytes >= limit && !$0.ended }) {
+      room.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 10_000_000)
+    }
+    state.withLock { state in
+      state.records.append(contentsOf: records)
+      state.bytes += records.reduce(0) { $0 + $1.size }
+    }
+    available.signal()
+  }
+
+  /// The primary is gone (or the channel closed): once the queue is empty,
+  /// the replayer sees the end of the log.
+  public func end() {
+    state.withLock { $0.ended = true }
+    available.signal()
+    room.signal()
+  }
+
+  /// The position the replay has reached: every exit before it is replayed.
+  public var replayed: UInt64 { state.withLock { $0.replayed } }
+
+  public func next() throws -> LogRecord? {
+    while true {
+      let taken = state.withLock { state -> LogRecord?? in
+        guard state.start < state.records.count else { return state.ended ? .some(nil) : nil }
+        let (record, size) = state.records[state.start]
+        state.start += 1
+        state.bytes -= size
+        if case .input(let point, _, _) = record { state.replayed = point.sequence }
+        if state.start > 4096 && state.start * 2 > state.records.count {
+          state.records.removeFirst(state.start)
+          state.start = 0
+        }
+        return .some(record)
+      }
+      if let taken {
+        room.signal()
+        return taken
+      }
+      available.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 100_000_000)
+    }
+  }
+}
