@@ -86,11 +86,11 @@ final class ReplicationTests: XCTestCase {
     return Int(UInt16(bigEndian: address.sin_port))
   }
 
-  func startPair(backupGuest: String = "callcheck", backupCertificates: String? = nil) throws -> (
-    primary: Child, backup: Child, service: Int, disks: [String]
-  ) {
+  func startPair(
+    backupGuest: String = "callcheck", backupCertificates: String? = nil, replicationPort: Int? = nil
+  ) throws -> (primary: Child, backup: Child, service: Int, disks: [String]) {
     let service = Self.freePort()
-    let replication = Self.freePort()
+    let replication = replicationPort ?? Self.freePort()
     let disks = [GuestHarness.temporaryPath("a.img"), GuestHarness.temporaryPath("b.img")]
     let primary = try Child(
       "primary-vmm",
@@ -124,6 +124,34 @@ final class ReplicationTests: XCTestCase {
     }
     XCTAssertNotNil(digests(primary.stderr))
     XCTAssertEqual(digests(primary.stderr), digests(backup.stderr))
+  }
+
+  func testBackupThatLosesTheChannelResumesFromItsLastAcknowledgement() throws {
+    let replicationPort = Self.freePort()
+    let (primary, backup, service, disks) = try startPair(replicationPort: replicationPort)
+    defer { for disk in disks { unlink(disk) } }
+    XCTAssertTrue(primary.waitFor("serving clients"), primary.stderr + backup.stderr)
+    let client = try TestClient(port: service)
+    try client.send("one\n")
+    XCTAssertEqual(try client.receive(count: 4), Array("one\n".utf8))
+    // Cut the channel's TCP connection under both processes (ss -K).
+    let cut = Process()
+    cut.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    cut.arguments = ["ss", "-K", "dst", "127.0.0.1", "dport", "=", ":\(replicationPort)"]
+    cut.standardOutput = FileHandle.nullDevice
+    cut.standardError = FileHandle.nullDevice
+    try cut.run()
+    cut.waitUntilExit()
+    XCTAssertTrue(backup.waitFor("logging channel resumed"), backup.stderr)
+    try client.send("two\n")
+    XCTAssertEqual(try client.receive(count: 4), Array("two\n".utf8))
+    try client.send("quit\n")
+    _ = try? client.receive(count: 5)
+    let last = try TestClient(port: service)
+    try last.send("shutdown\n")
+    XCTAssertEqual(primary.wait(seconds: 30), 0, primary.stderr)
+    XCTAssertEqual(backup.wait(seconds: 30), 0, backup.stderr)
+    XCTAssertTrue(backup.stderr.contains("replay reached the primary's final state exactly"), backup.stderr)
   }
 
   func testStoppedBackupHoldsEveryReplyUntilItContinues() throws {

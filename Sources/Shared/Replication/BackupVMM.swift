@@ -24,12 +24,12 @@ public enum BackupVMM {
   /// Connects to the primary, replays until its log ends.
   public static func run(
     vm: String, image: [UInt8], imagePath: String, primary: HostPort, credentials: NodeCredentials,
-    diskPath: String?, connectTimeout: Duration = .seconds(30), logger: Logger
+    diskPath: String?, connectTimeout: Duration = .seconds(30), reconnectWindow: Duration = .seconds(10),
+    logger: Logger
   ) throws -> Report {
     let context = try TLSContext(credentials: credentials, side: .client)
-    var identity = LogHeader(
+    let identity = LogHeader(
       configuration: MachineConfiguration(name: vm, image: image, imagePath: imagePath, memorySize: 0), diskSize: 0)
-    identity.memorySize = 0
     let (stream, header) = try connect(
       primary: primary, context: context, hello: identity, resumeFrom: 0, timeout: connectTimeout, logger: logger)
     logger.info(
@@ -44,11 +44,34 @@ public enum BackupVMM {
     let source = try ChannelLogSource(header: header)
     let channelEnd = Mutex<String>("")
     let lastEnd = Mutex<LogRecord?>(nil)
+    let current = Mutex<TLSStream?>(stream)
+    let finished = Atomic<Bool>(false)
     let receiver = try NamedThread(name: "log-receiver") {
-      let reason = receive(from: stream, into: source, lastEnd: lastEnd)
-      channelEnd.withLock { $0 = reason }
+      var received: UInt64 = 0
+      var connection = stream
+      while true {
+        let reason = receive(from: connection, into: source, received: &received, lastEnd: lastEnd)
+        connection.close()
+        // The guest's end was received, or the backup is finishing: done.
+        if lastEnd.withLock({ $0 != nil }) || finished.load(ordering: .acquiring) {
+          channelEnd.withLock { $0 = reason }
+          break
+        }
+        // The connection broke: reconnect and resume from what we hold.
+        logger.warning("logging channel lost; reconnecting", metadata: ["reason": "\(reason)", "from": "\(received)"])
+        do {
+          let (resumed, _) = try connect(
+            primary: primary, context: context, hello: identity, resumeFrom: received, timeout: reconnectWindow,
+            logger: logger)
+          connection = resumed
+          current.withLock { $0 = resumed }
+          logger.info("logging channel resumed", metadata: ["from": "\(received)"])
+        } catch {
+          channelEnd.withLock { $0 = "\(reason); reconnecting failed: \(error)" }
+          break
+        }
+      }
       source.end()
-      stream.close()
     }
     let control = try MachineControl()
     let outcome = Mutex<Result<MachineReport, MachineSetupError>?>(nil)
@@ -71,7 +94,8 @@ public enum BackupVMM {
     {
       Wakeup.sleep(milliseconds: 10)
     }
-    stream.close()
+    finished.store(true, ordering: .releasing)
+    current.withLock { $0?.close() }
     receiver.join()
     guard let result = outcome.withLock({ $0 }) else {
       throw MachineSetupError("the backup's vCPU thread ended without a result")
@@ -114,12 +138,13 @@ public enum BackupVMM {
   }
 
   /// Reads the log from the primary into `source` and acknowledges it,
-  /// until the stream ends. Returns why it ended.
-  static func receive(from stream: TLSStream, into source: ChannelLogSource, lastEnd: borrowing Mutex<LogRecord?>)
-    -> String
-  {
+  /// until the stream ends; `received` tracks the position held. Returns
+  /// why it ended.
+  static func receive(
+    from stream: TLSStream, into source: ChannelLogSource, received: inout UInt64,
+    lastEnd: borrowing Mutex<LogRecord?>
+  ) -> String {
     var reader = ChannelReader(stream: stream)
-    var received: UInt64 = 0
     do {
       while true {
         guard let messages = try reader.readMessages() else { return "the primary closed the channel" }
