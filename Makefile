@@ -8,7 +8,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?=
 # Debian packages the build and the tests need (headers for KVM and the C shims).
-DEBIAN_PACKAGES := make linux-libc-dev libc6-dev libssl-dev python3
+DEBIAN_PACKAGES := make linux-libc-dev libc6-dev libssl-dev python3 iproute2
 
 .PHONY: all build deps guests release test unit-test lint format demo bench clean
 
