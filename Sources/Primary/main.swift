@@ -41,6 +41,9 @@ struct PrimaryVMM: ParsableCommand {
   @Option(help: "Record every nondeterministic input to this log file (replay it with `lockstep replay`).")
   var recordFile: String?
 
+  @Flag(help: "Record a hash of the registers with every input, so a replay stops at the first exit that differs.")
+  var verifyRegisters = false
+
   @Option(help: "The KVM device.")
   var kvmDevice: String = "/dev/kvm"
 
@@ -100,11 +103,11 @@ struct PrimaryVMM: ParsableCommand {
         report = try PrimaryLauncher.runReplicated(
           vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
           guestArgs: guestArgs, replication: replication, tlsDirectory: tlsDir, maxLagMilliseconds: maxLag,
-          logger: logger)
+          verifyRegisters: verifyRegisters, logger: logger)
       } else {
         report = try PrimaryLauncher.runStandalone(
           vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
-          guestArgs: guestArgs, kvmDevice: kvmDevice, recordFile: recordFile,
+          guestArgs: guestArgs, kvmDevice: kvmDevice, recordFile: recordFile, verifyRegisters: verifyRegisters,
           logger: logger)
       }
       throw ExitCode(report.exitStatus)

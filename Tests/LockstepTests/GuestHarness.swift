@@ -22,11 +22,12 @@ enum GuestHarness {
   /// A configuration for guest `name`.
   static func configuration(
     _ name: String, arguments: String = "", memory: UInt64 = 64 << 20, disk: String? = nil,
-    diskSize: UInt64? = nil
+    diskSize: UInt64? = nil, verifiesRegisters: Bool = false
   ) throws -> MachineConfiguration {
     MachineConfiguration(
       name: "test-\(name)", image: try image(name), imagePath: "Guest/build/\(name).elf", memorySize: memory,
-      arguments: arguments, diskPath: disk, diskCreateSize: diskSize, keepsExitTrace: true)
+      arguments: arguments, diskPath: disk, diskCreateSize: diskSize, keepsExitTrace: true,
+      verifiesRegisters: verifiesRegisters)
   }
 
   /// Runs a machine on a fresh thread (as the VMM does) and returns its

@@ -76,14 +76,16 @@ final class LogTests: XCTestCase {
   }
 
   /// Records a live run of the echo guest to a file, for the replays below.
-  func recordEchoSession() throws -> (log: String, report: MachineReport) {
+  func recordEchoSession(verifiesRegisters: Bool = false) throws -> (log: String, report: MachineReport) {
     let log = GuestHarness.temporaryPath("session.log")
     let disk = GuestHarness.temporaryPath("session.img")
     defer { unlink(disk) }
-    let configuration = try GuestHarness.configuration("callcheck", arguments: "net", disk: disk, diskSize: 1 << 20)
+    let configuration = try GuestHarness.configuration(
+      "callcheck", arguments: "net", disk: disk, diskSize: 1 << 20, verifiesRegisters: verifiesRegisters)
     let header = LogHeader(configuration: configuration, diskSize: 1 << 20)
     let session = try NetDeviceTests.echoSession(
-      inputs: { try Recorder(writer: LogFileWriter(path: log), header: header) }, disk: disk)
+      inputs: { try Recorder(writer: LogFileWriter(path: log), header: header) }, disk: disk,
+      verifiesRegisters: verifiesRegisters)
     XCTAssertEqual(session.clientErrors, [])
     XCTAssertEqual(session.report.stop, .exited(code: 0))
     XCTAssertNil(session.report.inputSourceError)
@@ -133,6 +135,37 @@ final class LogTests: XCTestCase {
     let corrupted = try OfflineReplay.run(guestPath: guest, logPath: corrupt, diskPath: nil)
     guard case .diverged(let why) = corrupted.verdict else { return XCTFail(corrupted.summary) }
     XCTAssertTrue(why.contains("checksum"), why)
+  }
+
+  func testVerifyModeChecksEveryRegisterAtEveryLoggedExit() throws {
+    let (log, _) = try recordEchoSession(verifiesRegisters: true)
+    defer { unlink(log) }
+    let reader = try LogFileReader(path: log)
+    var records: [LogRecord] = []
+    while let record = try reader.next() { records.append(record) }
+    guard case .header(let header) = records.first, header.verifiesRegisters else {
+      return XCTFail("the header does not say verify mode")
+    }
+    let guest = GuestHarness.root.appendingPathComponent("Guest/build/callcheck.elf").path
+    // Replayed in verify mode: every register matches at every input.
+    let clean = try OfflineReplay.run(guestPath: guest, logPath: log, diskPath: nil)
+    XCTAssertEqual(clean.verdict, .matched, clean.summary)
+    // One entry's register hash changed: caught at exactly that exit.
+    let inputs = records.indices.filter { if case .input = records[$0] { return true } else { return false } }
+    guard case .input(let point, let kind, let payload) = records[inputs[5]], let hash = point.registerHash else {
+      return XCTFail("no register hash in the entries")
+    }
+    records[inputs[5]] = .input(
+      point: ExitPoint(sequence: point.sequence, instructionPointer: point.instructionPointer, registerHash: hash ^ 1),
+      kind: kind, payload: payload)
+    let tampered = GuestHarness.temporaryPath("registers.log")
+    defer { unlink(tampered) }
+    let writer = try LogFileWriter(path: tampered)
+    for record in records { try writer.append(record) }
+    try writer.finish()
+    let report = try OfflineReplay.run(guestPath: guest, logPath: tampered, diskPath: nil)
+    guard case .diverged(let reason) = report.verdict else { return XCTFail(report.summary) }
+    XCTAssertTrue(reason.contains("at exit \(point.sequence) "), reason)
   }
 
   func testTruncatedRecordingReplaysItsPrefix() throws {

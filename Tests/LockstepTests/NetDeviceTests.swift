@@ -10,7 +10,7 @@ final class NetDeviceTests: XCTestCase {
   /// Runs the callcheck guest's echo server with `inputs`, drives it with
   /// a scripted client conversation, and returns the run.
   static func echoSession(
-    inputs: @escaping @Sendable () throws -> any InputSource, disk: String
+    inputs: @escaping @Sendable () throws -> any InputSource, disk: String, verifiesRegisters: Bool = false
   ) throws -> (report: MachineReport, console: String, clientErrors: [String]) {
     let control = try MachineControl()
     let network = try NetworkService(host: "127.0.0.1", port: 0, machineWakeup: control.wakeup)
@@ -27,7 +27,9 @@ final class NetDeviceTests: XCTestCase {
       }
     }
     let run = try GuestHarness.run(
-      GuestHarness.configuration("callcheck", arguments: "net", disk: disk, diskSize: 1 << 20), inputs: inputs,
+      GuestHarness.configuration(
+        "callcheck", arguments: "net", disk: disk, diskSize: 1 << 20, verifiesRegisters: verifiesRegisters),
+      inputs: inputs,
       network: network, control: control)
     client.join()
     return (run.report, run.console, errors.withLock { $0 })

@@ -92,6 +92,20 @@ public final class VirtualCPU {
     lskvm_run_sync_regs(shared).pointee.rip
   }
 
+  /// A stable hash of the general-purpose registers, RIP and RFLAGS as
+  /// KVM left them at the last exit (verify mode).
+  public var syncedRegisterHash: UInt64 {
+    let regs = lskvm_run_sync_regs(shared).pointee
+    var hasher = StableHasher()
+    for value in [
+      regs.rax, regs.rbx, regs.rcx, regs.rdx, regs.rsi, regs.rdi, regs.rsp, regs.rbp, regs.r8, regs.r9, regs.r10,
+      regs.r11, regs.r12, regs.r13, regs.r14, regs.r15, regs.rip, regs.rflags,
+    ] {
+      hasher.combine(value)
+    }
+    return hasher.finalize()
+  }
+
   /// Enters the guest until its next exit. Returns what made it exit.
   public func run() throws(SystemError) -> VirtualCPUExit {
     let fd = descriptor.rawValue

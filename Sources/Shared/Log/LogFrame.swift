@@ -28,10 +28,13 @@ public enum LogFrame {
       body.append(littleEndian: header.cpuidFingerprint)
       body.appendString(header.arguments)
       body.append(littleEndian: header.diskSize)
+      body.append(header.verifiesRegisters ? 1 : 0)
     case .input(let point, let kind, let payload):
       body.append(littleEndian: point.sequence)
       body.append(littleEndian: point.instructionPointer)
-      body.append(kind.rawValue)
+      // The kind's top bit says a register hash follows (verify mode).
+      body.append(kind.rawValue | (point.registerHash != nil ? 0x80 : 0))
+      if let hash = point.registerHash { body.append(littleEndian: hash) }
       body.append(contentsOf: payload)
     case .end(let exits, let traceDigest, let memoryDigest, let reason):
       body.append(littleEndian: exits)
@@ -118,16 +121,20 @@ public enum LogFrame {
           memorySize: try body.read(UInt64.self, "header.memory"),
           cpuidFingerprint: try body.read(UInt64.self, "header.cpuid"),
           arguments: try body.readString("header.arguments"),
-          diskSize: try body.read(UInt64.self, "header.disk")))
+          diskSize: try body.read(UInt64.self, "header.disk"),
+          verifiesRegisters: try body.read(UInt8.self, "header.flags") & 1 != 0))
     case 2:
       let sequence = try body.read(UInt64.self, "input.sequence")
       let rip = try body.read(UInt64.self, "input.rip")
       let rawKind = try body.read(UInt8.self, "input.kind")
-      guard let kind = InputKind(rawValue: rawKind) else {
+      guard let kind = InputKind(rawValue: rawKind & 0x7F) else {
         throw LogDecodingError("frame at byte \(position): unknown input kind \(rawKind)")
       }
+      let registers = rawKind & 0x80 != 0 ? try body.read(UInt64.self, "input.registers") : nil
       let payload = try body.read(count: body.remaining, limit: maximumBody, "input.payload")
-      record = .input(point: ExitPoint(sequence: sequence, instructionPointer: rip), kind: kind, payload: payload)
+      record = .input(
+        point: ExitPoint(sequence: sequence, instructionPointer: rip, registerHash: registers), kind: kind,
+        payload: payload)
     case 3:
       record = .end(
         exits: try body.read(UInt64.self, "end.exits"), traceDigest: try body.read(UInt64.self, "end.trace"),

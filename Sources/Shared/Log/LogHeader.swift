@@ -20,11 +20,13 @@ public struct LogHeader: Sendable, Equatable {
   public var arguments: String
   /// Disk bytes (0: no disk).
   public var diskSize: UInt64
+  /// Input entries carry a hash of the registers (verify mode).
+  public var verifiesRegisters: Bool
 
   /// Creates a header.
   public init(
     format: UInt16 = LogHeader.currentFormat, vm: String, imageDigest: UInt64, memorySize: UInt64,
-    cpuidFingerprint: UInt64, arguments: String, diskSize: UInt64
+    cpuidFingerprint: UInt64, arguments: String, diskSize: UInt64, verifiesRegisters: Bool = false
   ) {
     self.format = format
     self.vm = vm
@@ -33,6 +35,7 @@ public struct LogHeader: Sendable, Equatable {
     self.cpuidFingerprint = cpuidFingerprint
     self.arguments = arguments
     self.diskSize = diskSize
+    self.verifiesRegisters = verifiesRegisters
   }
 
   /// The header describing `configuration` running `image`.
@@ -41,7 +44,8 @@ public struct LogHeader: Sendable, Equatable {
     configuration.image.withUnsafeBytes { hasher.combine(bytes: $0) }
     self.init(
       vm: configuration.name, imageDigest: hasher.finalize(), memorySize: configuration.memorySize,
-      cpuidFingerprint: CPUIDTable.lockstep.fingerprint, arguments: configuration.arguments, diskSize: diskSize)
+      cpuidFingerprint: CPUIDTable.lockstep.fingerprint, arguments: configuration.arguments, diskSize: diskSize,
+      verifiesRegisters: configuration.verifiesRegisters)
   }
 
   /// Why `other` cannot replay this execution, or nil when it can.

@@ -55,7 +55,7 @@ public enum OfflineReplay {
     let configuration = MachineConfiguration(
       name: header.vm, image: image, imagePath: guestPath, memorySize: header.memorySize,
       arguments: header.arguments, diskPath: header.diskSize > 0 ? disk : nil,
-      diskCreateSize: header.diskSize > 0 ? header.diskSize : nil)
+      diskCreateSize: header.diskSize > 0 ? header.diskSize : nil, verifiesRegisters: header.verifiesRegisters)
     if let mismatch = header.mismatch(with: LogHeader(configuration: configuration, diskSize: header.diskSize)) {
       throw MachineSetupError("\(logPath) was not recorded with \(guestPath): \(mismatch)")
     }

@@ -36,7 +36,7 @@ public final class Replayer: InputSource {
       self.divergence = divergence
       throw divergence
     }
-    guard recorded == point, recordedKind == kind else {
+    guard point.matches(recorded), recordedKind == kind else {
       let divergence = ReplayDivergence(
         point: point, expected: "\(recordedKind) at \(recorded)", actual: "\(kind) at \(point)")
       self.divergence = divergence

@@ -39,7 +39,8 @@ extension Machine {
 
   /// Handles one doorbell store. Returns a stop reason if the VM must end.
   func hypercall(descriptor address: UInt64) -> MachineStop? {
-    let point = ExitPoint(sequence: exitCount, instructionPointer: vcpu.syncedInstructionPointer)
+    var point = ExitPoint(sequence: exitCount, instructionPointer: vcpu.syncedInstructionPointer)
+    if configuration.verifiesRegisters { point.registerHash = vcpu.syncedRegisterHash }
     exitCount += 1
     let call: UnsafeMutableRawBufferPointer
     do {

@@ -18,12 +18,15 @@ public struct MachineConfiguration: Sendable {
   public var keepsExitTrace: Bool
   /// The KVM device.
   public var kvmDevicePath: String
+  /// Hash the registers at every logged exit (recorded, and checked on
+  /// replay): slower, catches a divergence at the first exit it shows.
+  public var verifiesRegisters: Bool
 
   /// Creates a configuration.
   public init(
     name: String, image: [UInt8], imagePath: String, memorySize: UInt64, arguments: String = "",
     diskPath: String? = nil, diskCreateSize: UInt64? = nil, keepsExitTrace: Bool = false,
-    kvmDevicePath: String = "/dev/kvm"
+    kvmDevicePath: String = "/dev/kvm", verifiesRegisters: Bool = false
   ) {
     self.name = name
     self.image = image
@@ -34,5 +37,6 @@ public struct MachineConfiguration: Sendable {
     self.diskCreateSize = diskCreateSize
     self.keepsExitTrace = keepsExitTrace
     self.kvmDevicePath = kvmDevicePath
+    self.verifiesRegisters = verifiesRegisters
   }
 }

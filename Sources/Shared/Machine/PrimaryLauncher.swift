@@ -10,7 +10,8 @@ public enum PrimaryLauncher {
   /// Runs the VM with no backup and logs how it ended.
   public static func runStandalone(
     vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
-    guestArgs: String, kvmDevice: String = "/dev/kvm", recordFile: String? = nil, logger: Logger
+    guestArgs: String, kvmDevice: String = "/dev/kvm", recordFile: String? = nil, verifyRegisters: Bool = false,
+    logger: Logger
   ) throws -> MachineReport {
     guard let memoryBytes = ByteCount.parse(memory) else {
       throw MachineSetupError("--memory '\(memory)' is not a size")
@@ -18,7 +19,8 @@ public enum PrimaryLauncher {
     let image = try readFile(guestPath)
     let configuration = MachineConfiguration(
       name: vm, image: image, imagePath: guestPath, memorySize: memoryBytes, arguments: guestArgs,
-      diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse), kvmDevicePath: kvmDevice)
+      diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse), kvmDevicePath: kvmDevice,
+      verifiesRegisters: verifyRegisters)
     logger.warning("STANDALONE: this VM has no backup; fault tolerance is OFF")
     let inputs: @Sendable () throws -> any InputSource
     if let recordFile {
@@ -41,7 +43,8 @@ public enum PrimaryLauncher {
   /// Runs the VM with a backup attached over the logging channel.
   public static func runReplicated(
     vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
-    guestArgs: String, replication: String, tlsDirectory: String, maxLagMilliseconds: Int, logger: Logger
+    guestArgs: String, replication: String, tlsDirectory: String, maxLagMilliseconds: Int,
+    verifyRegisters: Bool = false, logger: Logger
   ) throws -> MachineReport {
     guard let memoryBytes = ByteCount.parse(memory) else {
       throw MachineSetupError("--memory '\(memory)' is not a size")
@@ -52,7 +55,7 @@ public enum PrimaryLauncher {
     let credentials = try NodeCredentials(loadingFrom: tlsDirectory)
     let configuration = MachineConfiguration(
       name: vm, image: try readFile(guestPath), imagePath: guestPath, memorySize: memoryBytes, arguments: guestArgs,
-      diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse))
+      diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse), verifiesRegisters: verifyRegisters)
     let report = try ReplicatedPrimary.run(
       configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), replication: replicationAddress,
       credentials: credentials, maximumLag: .milliseconds(maxLagMilliseconds), logger: logger)
