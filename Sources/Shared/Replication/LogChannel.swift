@@ -34,6 +34,10 @@ public final class LogChannel: LogSink, Sendable {
     /// (position, monotonic ns) when positions were announced, for the lag.
     var timeline: [(UInt64, UInt64)] = []
     var lagNanoseconds: UInt64 = 0
+    /// Lag samples (one per acknowledgement, the last 100 000).
+    var lagSamples: [UInt64] = []
+    var bytesLogged: UInt64 = 0
+    var recordsLogged: UInt64 = 0
   }
 
   private let state = Mutex(State())
@@ -72,14 +76,27 @@ public final class LogChannel: LogSink, Sendable {
     public var unacknowledgedBytes: Int
     public var lagNanoseconds: UInt64
     public var connected: Bool
+    /// Framed log bytes and records appended since the start.
+    public var bytesLogged: UInt64
+    public var recordsLogged: UInt64
+    /// Execution lag percentiles over the recent acknowledgements, ns.
+    public var lagP50: UInt64
+    public var lagP99: UInt64
+    public var lagMaximum: UInt64
   }
 
   /// The channel's counters now.
   public var status: Status {
     state.withLock {
-      Status(
+      let sorted = $0.lagSamples.sorted()
+      let percentile = { (fraction: Double) -> UInt64 in
+        sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+      }
+      return Status(
         acknowledged: $0.acknowledged, replayed: $0.replayed, announced: $0.announced,
-        unacknowledgedBytes: $0.pendingBytes, lagNanoseconds: $0.lagNanoseconds, connected: $0.connected)
+        unacknowledgedBytes: $0.pendingBytes, lagNanoseconds: $0.lagNanoseconds, connected: $0.connected,
+        bytesLogged: $0.bytesLogged, recordsLogged: $0.recordsLogged, lagP50: percentile(0.5),
+        lagP99: percentile(0.99), lagMaximum: sorted.last ?? 0)
     }
   }
 
@@ -104,6 +121,8 @@ public final class LogChannel: LogSink, Sendable {
     state.withLock { state in
       state.pending.append(Pending(position: position, frame: frame))
       state.pendingBytes += frame.count
+      state.bytesLogged += UInt64(frame.count)
+      state.recordsLogged += 1
       if position > state.announced {
         state.announced = position
         // One sample per millisecond at most, and a bounded history.
@@ -200,6 +219,10 @@ public final class LogChannel: LogSink, Sendable {
           var frame: [UInt8] = []
           LogFrame.encode(.progress(exits: position), into: &frame)
           try stream.write(frame)
+          state.withLock {
+            $0.bytesLogged += UInt64(frame.count)
+            $0.recordsLogged += 1
+          }
           lastWrite = now
         }
         let ready = lslinux_wait_either(
@@ -263,6 +286,8 @@ public final class LogChannel: LogSink, Sendable {
       } else {
         state.lagNanoseconds = 0
       }
+      if state.lagSamples.count >= 100_000 { state.lagSamples.removeFirst(10_000) }
+      state.lagSamples.append(state.lagNanoseconds)
     }
     onAcknowledge(received)
     spaceReady.signal()

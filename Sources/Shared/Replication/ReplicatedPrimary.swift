@@ -69,6 +69,10 @@ public enum ReplicatedPrimary {
     {
       control.wakeup.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 10_000_000)
     }
+    let status = channel.status
+    logger.info(
+      "replication: log_bytes=\(status.bytesLogged) log_records=\(status.recordsLogged) lag_p50_us=\(status.lagP50 / 1000) lag_p99_us=\(status.lagP99 / 1000) lag_max_us=\(status.lagMaximum / 1000) acknowledged=\(status.acknowledged)"
+    )
     switch outcome.withLock({ $0 }) {
     case .success(let report): return report
     case .failure(let error): throw error
