@@ -95,4 +95,27 @@ final class PrimaryCommandTests: XCTestCase {
     XCTAssertEqual(process.terminationStatus, 0, stderr)
     XCTAssertTrue(stderr.contains("stopped on request"), stderr)
   }
+
+  func testRecordingStoppedBySigtermReplaysIdentically() throws {
+    let log = GuestHarness.temporaryPath("stopped.log")
+    defer { unlink(log) }
+    let port = ReplicationTests.freePort()
+    let primary = try ReplicationTests.Child(
+      "primary-vmm",
+      [
+        "--vm", "rec", "--guest", "Guest/build/callcheck.elf", "--standalone", "--guest-args", "net", "--serve",
+        "127.0.0.1:\(port)", "--record-file", log, "--verify-registers",
+      ])
+    XCTAssertTrue(primary.waitFor("serving clients"), primary.stderr)
+    let client = try TestClient(port: port)
+    try client.send("recorded\n")
+    XCTAssertEqual(try client.receive(count: 9), Array("recorded\n".utf8))
+    primary.signal(SIGTERM)
+    XCTAssertEqual(primary.wait(seconds: 20), 0, primary.stderr)
+    let replay = try ReplicationTests.Child(
+      "lockstep", ["replay", "--guest", "Guest/build/callcheck.elf", "--log", log])
+    XCTAssertEqual(replay.wait(seconds: 60), 0, replay.stdout + replay.stderr)
+    XCTAssertTrue(replay.stdout.contains("result: identical to the recording"), replay.stdout)
+    XCTAssertTrue(replay.stdout.contains("where the recorded VM was stopped"), replay.stdout)
+  }
 }

@@ -99,6 +99,7 @@ public enum OfflineReplay {
     if memory != machine.memoryDigest {
       return .diverged("the final memory differs (recorded hash \(String(memory, radix: 16)))")
     }
+    if case .endOfRecording = machine.stop { return .matched }
     if reason != "\(machine.stop)" {
       return .diverged("the recording ended with '\(reason)', the replay with '\(machine.stop)'")
     }

@@ -31,7 +31,11 @@ public final class Replayer: InputSource {
       throw LogExhausted(point: point)
     }
     guard case .input(let recorded, let recordedKind, let payload) = record else {
-      if case .end = record { end = record }
+      if case .end(let exits, _, _, _) = record {
+        end = record
+        // The recorded VM was stopped at this exit (before handling it).
+        if point.sequence == exits { throw RecordingEnded(point: point) }
+      }
       let divergence = ReplayDivergence(point: point, expected: "the end of the recording", actual: "\(kind) input")
       self.divergence = divergence
       throw divergence

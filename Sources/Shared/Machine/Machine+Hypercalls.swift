@@ -39,9 +39,11 @@ extension Machine {
 
   /// Handles one doorbell store. Returns a stop reason if the VM must end.
   func hypercall(descriptor address: UInt64) -> MachineStop? {
+    // A requested stop takes effect here, at an exit, before the exit is
+    // counted: the state a replay of the log reaches at this same exit.
+    if control.stopRequested { return .stopped }
     var point = ExitPoint(sequence: exitCount, instructionPointer: vcpu.syncedInstructionPointer)
     if configuration.verifiesRegisters { point.registerHash = vcpu.syncedRegisterHash }
-    exitCount += 1
     let call: UnsafeMutableRawBufferPointer
     do {
       guard address % 8 == 0 else {
@@ -53,21 +55,27 @@ extension Machine {
         throw GuestError("hypercall descriptor \(error)")
       }
     } catch {
-      trace.record(point, kind: UInt32.max)
+      count(point, kind: UInt32.max)
       return .guestError(error as? GuestError ?? GuestError("\(error)"), at: point)
     }
     let op = UInt32(littleEndian: call.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
     let arguments = CallArguments(call)
-    trace.record(point, kind: op)
 
     let outcome: CallOutcome
     do {
       outcome = try perform(op: op, arguments, at: point)
+    } catch is RecordingEnded {
+      // A replay reached the exit where the recorded VM was stopped: stop
+      // here too, this exit uncounted, as the recording did.
+      return .endOfRecording(at: point)
     } catch let error as GuestError {
+      count(point, kind: op)
       return .guestError(error, at: point)
     } catch {
+      count(point, kind: op)
       return .inputFailed("\(error)", at: point)
     }
+    count(point, kind: op)
     switch outcome {
     case .stop(let stop):
       return stop
@@ -80,6 +88,13 @@ extension Machine {
       call.storeBytes(of: second.littleEndian, toByteOffset: 48, as: UInt64.self)
       return nil
     }
+  }
+
+  /// Counts a handled exit.
+  @inline(__always)
+  private func count(_ point: ExitPoint, kind: UInt32) {
+    trace.record(point, kind: kind)
+    exitCount += 1
   }
 
   /// Performs call `op`. Throws ``GuestError`` when the guest broke the ABI,

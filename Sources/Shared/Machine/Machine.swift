@@ -91,8 +91,8 @@ public final class Machine {
   public func run() -> MachineStop {
     control.enter()
     defer { control.leave() }
+    var stopNoticed: UInt64?
     while true {
-      if control.stopRequested { return .stopped }
       let exit: VirtualCPUExit
       do {
         exit = try vcpu.run()
@@ -115,7 +115,12 @@ public final class Machine {
         return .guestError(
           GuestError("\(length)-byte load from 0x\(String(address, radix: 16)), which is not RAM"), at: currentPoint)
       case .interrupted:
-        continue
+        // A stop takes effect at the guest's next exit; a guest that makes
+        // none for two seconds is stopped where it is.
+        guard control.stopRequested else { continue }
+        let now = ClockReading.monotonicNanoseconds()
+        if now - (stopNoticed ?? now) > 2_000_000_000 { return .stopped }
+        if stopNoticed == nil { stopNoticed = now }
       case .shutdown:
         return .hypervisorError("the guest triple-faulted (KVM_EXIT_SHUTDOWN) at \(currentPoint)")
       case .halt:

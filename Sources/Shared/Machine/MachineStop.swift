@@ -15,6 +15,8 @@ public enum MachineStop: Sendable, Equatable, CustomStringConvertible {
   case inputFailed(String, at: ExitPoint)
   /// Someone asked the VM to stop.
   case stopped
+  /// A replay reached the exit where the recorded VM was stopped.
+  case endOfRecording(at: ExitPoint)
 
   /// Whether the guest ended by itself with exit code 0.
   public var isCleanExit: Bool { self == .exited(code: 0) }
@@ -28,6 +30,7 @@ public enum MachineStop: Sendable, Equatable, CustomStringConvertible {
     case .hypervisorError(let message): "hypervisor error: \(message)"
     case .inputFailed(let message, let point): "input failed at \(point): \(message)"
     case .stopped: "stopped on request"
+    case .endOfRecording(let point): "the recording ends at \(point), where the recorded VM was stopped"
     }
   }
 }

@@ -65,7 +65,7 @@ public enum PrimaryLauncher {
 
   static func log(_ report: MachineReport, _ logger: Logger) {
     switch report.stop {
-    case .exited, .stopped: logger.info("VM stopped: \(report.summary)")
+    case .exited, .stopped, .endOfRecording: logger.info("VM stopped: \(report.summary)")
     default: logger.error("VM stopped: \(report.summary)")
     }
   }
@@ -97,7 +97,7 @@ extension MachineReport {
   public var exitStatus: Int32 {
     switch stop {
     case .exited(let code): code & 0xFF
-    case .stopped: 0
+    case .stopped, .endOfRecording: 0
     case .aborted, .fault, .guestError, .inputFailed: 70
     case .hypervisorError: 71
     }
