@@ -8,7 +8,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?=
 # Debian packages the build and the tests need (headers for KVM and the C shims).
-DEBIAN_PACKAGES := make linux-libc-dev libc6-dev libssl-dev python3 iproute2
+DEBIAN_PACKAGES := make linux-libc-dev libc6-dev libssl-dev python3 iproute2 redis-tools redis-server bc
 
 .PHONY: all build deps guests release test unit-test lint format demo bench clean
 
@@ -27,7 +27,7 @@ build: deps guests release
 
 # Integration test scripts run after the unit tests (each prints
 # "N passed, M failed" and exits non-zero on failure).
-INTEGRATION_TESTS :=
+INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh
 
 # The debug build is what the tests run against (they spawn
 # .build/debug/primary-vmm too).

@@ -33,6 +33,14 @@ count_plain() {
 
 stage guest-sdk make -C Guest host-test && count_plain guest-sdk
 
+# Short fuzz runs of the guest's RESP parser, command layer and snapshot
+# loader (libFuzzer + ASan/UBSan); a crash fails the stage.
+if stage guest-fuzz make -C Guest fuzz-short; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+
 if stage swift-build $SWIFT build --build-tests; then
   stage xctest $SWIFT test --skip-build --disable-swift-testing ${SWIFT_TEST_FLAGS:-}
   line=$(grep -E "Test Suite 'All tests' (passed|failed)" -A1 "$logs/xctest.log" | grep -E 'Executed [0-9]+ tests' | tail -1)
