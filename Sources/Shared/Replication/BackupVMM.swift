@@ -165,6 +165,8 @@ public enum BackupVMM {
           records.append((record, size))
         }
         if !records.isEmpty { source.push(records) }
+        // More already decrypted: read it first, acknowledge once.
+        if stream.hasBufferedInput { continue }
         var ack: [UInt8] = []
         ChannelMessage.ack(received: received, replayed: source.replayed).encode(into: &ack)
         try stream.write(ack)

@@ -41,6 +41,9 @@ public final class LogChannel: LogSink, Sendable {
   }
 
   private let state = Mutex(State())
+  /// Whether the channel thread is (about to be) asleep: only then does a
+  /// new record cost a wakeup (an eventfd write).
+  private let channelWaiting = Atomic<Bool>(false)
   /// Wakes the channel thread (new records) and a blocked vCPU (acks).
   private let recordsReady: Wakeup
   private let spaceReady: Wakeup
@@ -133,7 +136,7 @@ public final class LogChannel: LogSink, Sendable {
         }
       }
     }
-    recordsReady.signal()
+    if channelWaiting.load(ordering: .sequentiallyConsistent) { recordsReady.signal() }
   }
 
   public func finish() throws {
@@ -225,8 +228,19 @@ public final class LogChannel: LogSink, Sendable {
           }
           lastWrite = now
         }
-        let ready = lslinux_wait_either(
-          stream.socketDescriptor, recordsReady.descriptor.rawValue, heartbeat - min(heartbeat, now - lastWrite) + 1)
+        // Sleep until an ack, a record or the heartbeat, unless decrypted
+        // input is already waiting or a record came in meanwhile.
+        var ready: Int32 = stream.hasBufferedInput ? 1 : 0
+        if ready == 0 {
+          channelWaiting.store(true, ordering: .sequentiallyConsistent)
+          if state.withLock({ $0.sent < $0.pending.count }) {
+            channelWaiting.store(false, ordering: .sequentiallyConsistent)
+            continue
+          }
+          ready = lslinux_wait_either(
+            stream.socketDescriptor, recordsReady.descriptor.rawValue, heartbeat - min(heartbeat, now - lastWrite) + 1)
+          channelWaiting.store(false, ordering: .sequentiallyConsistent)
+        }
         if ready & 2 != 0 { recordsReady.wait(untilMonotonic: 0) }
         if ready & 1 != 0 {
           try stream.setTimeout(.milliseconds(20))
