@@ -27,7 +27,7 @@ build: deps guests release
 
 # Integration test scripts run after the unit tests (each prints
 # "N passed, M failed" and exits non-zero on failure).
-INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh
+INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh Tests/Integration/replication/run.sh
 
 # The debug build is what the tests run against (they spawn
 # .build/debug/primary-vmm too).
