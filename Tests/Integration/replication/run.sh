@@ -97,6 +97,37 @@ done
 check "200 acknowledged SETs" $(( acknowledged == 200 ? 0 : 1 )) "$acknowledged acknowledged"
 [ "$(redis-cli -p "$service" SAVE)" = OK ]
 check "SAVE on the replicated VM" $? ""
+
+# SIGSTOP the backup: the guest keeps running (its SAVE reaches the
+# primary's disk) while its replies are held; SIGCONT releases them.
+kill -STOP "$backup"
+# One pipelined write of SET and SAVE; the replies are read after SIGCONT.
+python3 - "$service" "guest-kept-running-$$" >"$work/held1.txt" 2>&1 <<'PY' &
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+value = sys.argv[2].encode()
+s.sendall(b"*3\r\n$3\r\nSET\r\n$13\r\nwhile-stopped\r\n$%d\r\n%s\r\n*1\r\n$4\r\nSAVE\r\n" % (len(value), value))
+reply = b""
+while reply.count(b"\r\n") < 2:
+    chunk = s.recv(64)
+    if not chunk:
+        break
+    reply += chunk
+print(reply.decode().replace("\r\n", " ").strip())
+PY
+held=$!
+ran=1
+for _ in $(seq 100); do
+  grep -aq "guest-kept-running-$$" "$work/a.img" && { ran=0; break; }
+  sleep 0.05
+done
+check "with the backup stopped, the guest still ran (its SAVE is on the primary's disk)" $ran "not on disk"
+kill -0 "$held" 2>/dev/null && [ ! -s "$work/held1.txt" ]
+check "with the backup stopped, no reply left the primary" $? "$(cat "$work/held1.txt")"
+kill -CONT "$backup"
+wait_exit "$held" 10
+[ "$(cat "$work/held1.txt")" = "+OK +OK" ]
+check "SIGCONT released the held replies" $? "$(cat "$work/held1.txt")"
 kill -TERM "$primary"; wait_exit "$primary" 30
 wait_exit "$backup" 30
 grep -q "replay reached the primary's final state exactly" "$work/backup.out"
