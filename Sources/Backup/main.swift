@@ -38,12 +38,7 @@ struct BackupCommand: ParsableCommand {
   }
 
   func run() throws {
-    LoggingSystem.bootstrap { label in
-      var handler = StreamLogHandler.standardError(label: label)
-      handler.logLevel = logLevel
-      return handler
-    }
-    let logger = Logger(label: "backup-vmm").with(vm: vm)
+    let logger = ProcessLogging.bootstrap(executable: "backup-vmm", vm: vm, level: logLevel)
     do {
       let status = try BackupLauncher.run(
         vm: vm, guestPath: guest, primary: primary, tlsDirectory: tlsDir, disk: disk, logger: logger)

@@ -91,12 +91,7 @@ struct PrimaryVMM: ParsableCommand {
   }
 
   func run() throws {
-    LoggingSystem.bootstrap { label in
-      var handler = StreamLogHandler.standardError(label: label)
-      handler.logLevel = logLevel
-      return handler
-    }
-    let logger = Logger(label: "primary-vmm").with(vm: vm)
+    let logger = ProcessLogging.bootstrap(executable: "primary-vmm", vm: vm, level: logLevel)
     do {
       let report: MachineReport
       if let replication, let tlsDir {
