@@ -448,6 +448,54 @@ static int expire_arg(struct ctx *x, const struct kv_arg *a, int flags, long lon
   return 0;
 }
 
+/* Stores `val` at `key` (entry `e`, or a new one): the shared end of SET
+ * and GETSET. With `get`, the reply is the old value (nil if none) instead
+ * of +OK; without `keep_ttl`, the expiry becomes `when`. */
+static void store_string(struct ctx *x, struct kv_entry *e, const struct kv_arg *key, const struct kv_arg *val,
+                         int get, int keep_ttl, long long when) {
+  if (when != KV_NO_EXPIRE && kv_reserve_expires(1) != 0) {
+    reply_oom(x);
+    return;
+  }
+  if (e) {
+    if (get) {
+      /* The old value is the reply: send it before it is overwritten,
+       * but only once the new value has room. */
+      if (e->type == KV_STRING && val->len > e->v.str.cap) {
+        ls_u8 *p = kv_malloc(val->len);
+        if (!p) {
+          reply_oom(x);
+          return;
+        }
+        reply_entry_string(x->o, e);
+        if (e->heap_value) kv_free(e->v.str.ptr);
+        e->v.str.ptr = p;
+        e->v.str.cap = val->len;
+        e->heap_value = 1;
+      } else {
+        reply_entry_string(x->o, e);
+      }
+    }
+    if (set_string_value(e, val) != 0) {
+      reply_oom(x);
+      return;
+    }
+    if (!keep_ttl) kv_set_expire(e, when); /* reserved above: cannot fail */
+  } else {
+    e = kv_insert(key->ptr, key->len, KV_STRING, val->len);
+    if (!e) {
+      reply_oom(x);
+      return;
+    }
+    memcpy(e->v.str.ptr, val->ptr, val->len);
+    e->v.str.len = val->len;
+    if (when != KV_NO_EXPIRE) kv_set_expire(e, when);
+    if (get) kv_out_null(x->o);
+  }
+  kv_stats.dirty++;
+  if (!get) kv_out_raw(x->o, "+OK\r\n", 5);
+}
+
 static void cmd_set(struct ctx *x) {
   int flags = 0;
   const struct kv_arg *expire = 0;
@@ -497,82 +545,13 @@ static void cmd_set(struct ctx *x) {
       kv_out_null(x->o);
     return;
   }
-  if (when != KV_NO_EXPIRE && kv_reserve_expires(1) != 0) {
-    reply_oom(x);
-    return;
-  }
-  if (e) {
-    if (get) {
-      /* The old value is the reply: send it before it is overwritten,
-       * but only once the new value has room. */
-      if (e->type == KV_STRING && val->len > e->v.str.cap) {
-        ls_u8 *p = kv_malloc(val->len);
-        if (!p) {
-          reply_oom(x);
-          return;
-        }
-        reply_entry_string(x->o, e);
-        if (e->heap_value) kv_free(e->v.str.ptr);
-        e->v.str.ptr = p;
-        e->v.str.cap = val->len;
-        e->heap_value = 1;
-      } else {
-        reply_entry_string(x->o, e);
-      }
-    }
-    if (set_string_value(e, val) != 0) {
-      reply_oom(x);
-      return;
-    }
-    if (!(flags & SET_KEEPTTL)) kv_set_expire(e, when); /* reserved above: cannot fail */
-  } else {
-    e = kv_insert(key->ptr, key->len, KV_STRING, val->len);
-    if (!e) {
-      reply_oom(x);
-      return;
-    }
-    memcpy(e->v.str.ptr, val->ptr, val->len);
-    e->v.str.len = val->len;
-    if (when != KV_NO_EXPIRE) kv_set_expire(e, when);
-    if (get) kv_out_null(x->o);
-  }
-  kv_stats.dirty++;
-  if (!get) kv_out_raw(x->o, "+OK\r\n", 5);
+  store_string(x, e, key, val, get, flags & SET_KEEPTTL, when);
 }
 
 static void cmd_getset(struct ctx *x) {
   struct kv_entry *e;
   if (lookup_typed(x, ARG(1), KV_STRING, &e) != 0) return;
-  const struct kv_arg *val = ARG(2);
-  if (!e) {
-    e = kv_insert(ARG(1)->ptr, ARG(1)->len, KV_STRING, val->len);
-    if (!e) {
-      reply_oom(x);
-      return;
-    }
-    memcpy(e->v.str.ptr, val->ptr, val->len);
-    e->v.str.len = val->len;
-    kv_out_null(x->o);
-  } else {
-    if (val->len > e->v.str.cap) {
-      ls_u8 *p = kv_malloc(val->len);
-      if (!p) {
-        reply_oom(x);
-        return;
-      }
-      reply_entry_string(x->o, e);
-      if (e->heap_value) kv_free(e->v.str.ptr);
-      e->v.str.ptr = p;
-      e->v.str.cap = val->len;
-      e->heap_value = 1;
-    } else {
-      reply_entry_string(x->o, e);
-    }
-    memcpy(e->v.str.ptr, val->ptr, val->len);
-    e->v.str.len = val->len;
-    kv_set_expire(e, KV_NO_EXPIRE);
-  }
-  kv_stats.dirty++;
+  store_string(x, e, ARG(1), ARG(2), 1, 0, KV_NO_EXPIRE);
 }
 
 static void cmd_mget(struct ctx *x) {
