@@ -13,6 +13,7 @@ let package = Package(
     .executable(name: "primary-vmm", targets: ["Primary"]),
     .executable(name: "lockstep", targets: ["LockstepCLI"]),
     .executable(name: "backup-vmm", targets: ["Backup"]),
+    .executable(name: "arbiter", targets: ["Arbiter"]),
     .library(name: "Lockstep", targets: ["Lockstep"]),
   ],
   dependencies: [
@@ -69,6 +70,16 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ],
       path: "Sources/Backup",
+      swiftSettings: strict
+    ),
+    .executableTarget(
+      name: "Arbiter",
+      dependencies: [
+        "Lockstep",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Sources/Arbiter",
       swiftSettings: strict
     ),
     .executableTarget(
