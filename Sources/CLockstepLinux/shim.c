@@ -140,3 +140,64 @@ int lslinux_set_nodelay(int fd) {
 }
 
 void lslinux_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+// MARK: UDP (heartbeats)
+
+int lslinux_udp_bind(const char *host, const char *port, char *error, size_t error_capacity) {
+  struct addrinfo hints, *results = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_PASSIVE;
+  int status = getaddrinfo(host[0] ? host : NULL, port, &hints, &results);
+  if (status != 0) {
+    snprintf(error, error_capacity, "%s", gai_strerror(status));
+    return -2;
+  }
+  int fd = -1, saved = 0;
+  for (struct addrinfo *r = results; r; r = r->ai_next) {
+    fd = socket(r->ai_family, r->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, r->ai_protocol);
+    if (fd < 0) { saved = errno; continue; }
+    if (bind(fd, r->ai_addr, r->ai_addrlen) == 0) break;
+    saved = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(results);
+  if (fd < 0) errno = saved;
+  return fd;
+}
+
+int lslinux_udp_resolve(int fd, const char *host, const char *port, void *address, size_t capacity,
+                        uint32_t *length, char *error, size_t error_capacity) {
+  struct sockaddr_storage local;
+  socklen_t local_length = sizeof local;
+  if (getsockname(fd, (struct sockaddr *)&local, &local_length) != 0) {
+    snprintf(error, error_capacity, "getsockname: %s", strerror(errno));
+    return -2;
+  }
+  struct addrinfo hints, *results = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = local.ss_family;
+  hints.ai_socktype = SOCK_DGRAM;
+  int status = getaddrinfo(host, port, &hints, &results);
+  if (status != 0) {
+    snprintf(error, error_capacity, "%s", gai_strerror(status));
+    return -2;
+  }
+  if (!results || results->ai_addrlen > capacity) {
+    if (results) freeaddrinfo(results);
+    snprintf(error, error_capacity, "no usable address");
+    return -2;
+  }
+  memcpy(address, results->ai_addr, results->ai_addrlen);
+  *length = (uint32_t)results->ai_addrlen;
+  freeaddrinfo(results);
+  return 0;
+}
+
+ssize_t lslinux_udp_sendto(int fd, const void *bytes, size_t count, const void *address, uint32_t length) {
+  return sendto(fd, bytes, count, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)address, (socklen_t)length);
+}
+
+ssize_t lslinux_udp_recv(int fd, void *buffer, size_t capacity) { return recv(fd, buffer, capacity, MSG_DONTWAIT); }

@@ -18,6 +18,8 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -774,4 +776,17 @@ done:
 int lsssl_sha256(const void *bytes, size_t count, uint8_t *digest) {
   unsigned int length = 0;
   return EVP_Digest(bytes, count, digest, &length, EVP_sha256(), NULL) == 1 && length == 32;
+}
+
+int lsssl_hmac_sha256(const void *key, size_t key_length, const void *bytes, size_t count, uint8_t *digest) {
+  static const uint8_t empty = 0;
+  unsigned int length = 0;
+  if (key_length > INT_MAX) return 0;
+  return HMAC(EVP_sha256(), key_length ? key : &empty, (int)key_length, count ? bytes : &empty, count, digest,
+              &length) != NULL &&
+         length == 32;
+}
+
+int lsssl_constant_time_equal(const void *first, const void *second, size_t count) {
+  return CRYPTO_memcmp(first, second, count) == 0;
 }

@@ -16,8 +16,8 @@ final class ReplicationTests: XCTestCase {
       guard FileManager.default.isExecutableFile(atPath: url.path) else { throw XCTSkip("\(binary) is not built") }
       stdoutPath = GuestHarness.temporaryPath("\(binary).out")
       stderrPath = GuestHarness.temporaryPath("\(binary).err")
-      FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-      FileManager.default.createFile(atPath: stderrPath, contents: nil)
+      _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+      _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
       process.executableURL = url
       process.arguments = arguments
       process.currentDirectoryURL = GuestHarness.root

@@ -48,6 +48,22 @@ int lslinux_local_port(int fd);
 /// Sets TCP_NODELAY.
 int lslinux_set_nodelay(int fd);
 
+/// A non-blocking UDP socket bound to host:port (numeric IPv4/IPv6 or a
+/// name; port "0" picks one). Returns the fd, or -1 with errno; on a
+/// resolution failure returns -2 and writes the reason into `error`.
+int lslinux_udp_bind(const char *host, const char *port, char *error, size_t error_capacity);
+/// Resolves host:port for sending from the UDP socket `fd` (same address
+/// family) into `address` (`capacity` >= 128 bytes), its length into
+/// `length`. Returns 0, or -2 with the reason in `error`.
+int lslinux_udp_resolve(int fd, const char *host, const char *port, void *address, size_t capacity,
+                        uint32_t *length, char *error, size_t error_capacity);
+/// sendto(2) one datagram to an address from lslinux_udp_resolve
+/// (MSG_DONTWAIT). Returns the bytes sent, or -1 with errno.
+ssize_t lslinux_udp_sendto(int fd, const void *bytes, size_t count, const void *address, uint32_t length);
+/// recv(2) of one datagram without blocking (MSG_DONTWAIT). Returns its
+/// length (truncated to `capacity`), or -1 with errno (EAGAIN: none).
+ssize_t lslinux_udp_recv(int fd, void *buffer, size_t capacity);
+
 /// Names the calling thread (pthread_setname_np; 15 characters kept).
 void lslinux_set_thread_name(const char *name);
 

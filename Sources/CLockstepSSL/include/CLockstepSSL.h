@@ -112,5 +112,10 @@ int lsssl_check_credentials(const char *ca_path, const char *certificate_path, c
 
 /// The SHA-256 of `count` bytes into `digest` (32 bytes). Returns 1, or 0.
 int lsssl_sha256(const void *bytes, size_t count, uint8_t *digest);
+/// HMAC-SHA256 of `count` bytes keyed with `key`: 32 bytes into `digest`.
+/// Returns 1 on success.
+int lsssl_hmac_sha256(const void *key, size_t key_length, const void *bytes, size_t count, uint8_t *digest);
+/// Compares `count` bytes in constant time (CRYPTO_memcmp): 1 if equal.
+int lsssl_constant_time_equal(const void *first, const void *second, size_t count);
 
 #endif

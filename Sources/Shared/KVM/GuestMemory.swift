@@ -78,7 +78,7 @@ public final class GuestMemory {
   /// Copies bytes into guest memory at a guest-supplied address.
   public func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(GuestMemoryError) {
     let range = try guestRange(address, count: UInt64(bytes.count))
-    _ = range.copyBytes(from: bytes)
+    range.copyBytes(from: bytes)
   }
 
   /// Copies bytes out of guest memory at a guest-supplied address.
