@@ -98,11 +98,15 @@ int lslinux_accept(int listener, char *peer, size_t peer_capacity) {
   return fd;
 }
 
-int lslinux_listen_tcp(const char *host, const char *port, int backlog, char *error, size_t error_capacity) {
+/* A socket of `type` bound to host:port (the first address that works);
+ * for SOCK_STREAM also SO_REUSEADDR and listening with `backlog`. -1 with
+ * errno on failure, -2 with `error` set when host:port does not resolve. */
+static int bound_socket(const char *host, const char *port, int type, int backlog, char *error,
+                        size_t error_capacity) {
   struct addrinfo hints, *results = NULL;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_socktype = type;
   hints.ai_flags = AI_PASSIVE;
   int status = getaddrinfo(host[0] ? host : NULL, port, &hints, &results);
   if (status != 0) {
@@ -113,9 +117,11 @@ int lslinux_listen_tcp(const char *host, const char *port, int backlog, char *er
   for (struct addrinfo *r = results; r; r = r->ai_next) {
     fd = socket(r->ai_family, r->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, r->ai_protocol);
     if (fd < 0) { saved = errno; continue; }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, r->ai_addr, r->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
+    if (type == SOCK_STREAM) {
+      int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    }
+    if (bind(fd, r->ai_addr, r->ai_addrlen) == 0 && (type != SOCK_STREAM || listen(fd, backlog) == 0)) break;
     saved = errno;
     close(fd);
     fd = -1;
@@ -123,6 +129,10 @@ int lslinux_listen_tcp(const char *host, const char *port, int backlog, char *er
   freeaddrinfo(results);
   if (fd < 0) errno = saved;
   return fd;
+}
+
+int lslinux_listen_tcp(const char *host, const char *port, int backlog, char *error, size_t error_capacity) {
+  return bound_socket(host, port, SOCK_STREAM, backlog, error, error_capacity);
 }
 
 int lslinux_local_port(int fd) {
@@ -144,28 +154,7 @@ void lslinux_set_thread_name(const char *name) { pthread_setname_np(pthread_self
 // MARK: UDP (heartbeats)
 
 int lslinux_udp_bind(const char *host, const char *port, char *error, size_t error_capacity) {
-  struct addrinfo hints, *results = NULL;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_PASSIVE;
-  int status = getaddrinfo(host[0] ? host : NULL, port, &hints, &results);
-  if (status != 0) {
-    snprintf(error, error_capacity, "%s", gai_strerror(status));
-    return -2;
-  }
-  int fd = -1, saved = 0;
-  for (struct addrinfo *r = results; r; r = r->ai_next) {
-    fd = socket(r->ai_family, r->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, r->ai_protocol);
-    if (fd < 0) { saved = errno; continue; }
-    if (bind(fd, r->ai_addr, r->ai_addrlen) == 0) break;
-    saved = errno;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(results);
-  if (fd < 0) errno = saved;
-  return fd;
+  return bound_socket(host, port, SOCK_DGRAM, 0, error, error_capacity);
 }
 
 int lslinux_udp_resolve(int fd, const char *host, const char *port, void *address, size_t capacity,
