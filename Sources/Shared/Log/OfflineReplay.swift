@@ -52,10 +52,7 @@ public enum OfflineReplay {
     let temporaryDisk = header.diskSize > 0 && diskPath == nil ? "/tmp/lockstep-replay-\(getpid()).img" : nil
     defer { if let temporaryDisk { unlink(temporaryDisk) } }
     let disk = diskPath ?? temporaryDisk
-    let configuration = MachineConfiguration(
-      name: header.vm, image: image, imagePath: guestPath, memorySize: header.memorySize,
-      arguments: header.arguments, diskPath: header.diskSize > 0 ? disk : nil,
-      diskCreateSize: header.diskSize > 0 ? header.diskSize : nil, verifiesRegisters: header.verifiesRegisters)
+    let configuration = MachineConfiguration(replaying: header, image: image, imagePath: guestPath, diskPath: disk)
     if let mismatch = header.mismatch(with: LogHeader(configuration: configuration, diskSize: header.diskSize)) {
       throw MachineSetupError("\(logPath) was not recorded with \(guestPath): \(mismatch)")
     }

@@ -35,9 +35,7 @@ public enum BackupVMM {
     logger.info(
       "attached to the primary", metadata: ["primary": "\(stream.peerDescription)", "memory": "\(header.memorySize)"])
     let configuration = MachineConfiguration(
-      name: vm, image: image, imagePath: imagePath, memorySize: header.memorySize, arguments: header.arguments,
-      diskPath: header.diskSize > 0 ? diskPath : nil, diskCreateSize: header.diskSize > 0 ? header.diskSize : nil,
-      verifiesRegisters: header.verifiesRegisters)
+      replaying: header, image: image, imagePath: imagePath, diskPath: diskPath)
     if header.diskSize > 0 && diskPath == nil {
       throw MachineSetupError(
         "the primary's VM has a \(header.diskSize)-byte disk: give the backup its own with --disk PATH")
