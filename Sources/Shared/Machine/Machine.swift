@@ -63,7 +63,7 @@ public final class Machine {
     for segment in image.segments {
       let target = try memory.systemRange(segment.guestAddress, count: segment.memorySize)
       target.initializeMemory(as: UInt8.self, repeating: 0)
-      _ = target.copyBytes(from: segment.fileBytes)
+      target.copyBytes(from: segment.fileBytes)
     }
     let boot = try BootLayout.build(
       in: memory, image: image, arguments: configuration.arguments, diskSize: block?.size ?? 0,
