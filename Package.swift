@@ -52,10 +52,22 @@ let package = Package(
       path: "Sources/Shared",
       swiftSettings: strict
     ),
+    // Flags shared by the executables.
+    .target(
+      name: "CommandLineOptions",
+      dependencies: [
+        "Lockstep",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Sources/CommandLineOptions",
+      swiftSettings: strict
+    ),
     .executableTarget(
       name: "Primary",
       dependencies: [
         "Lockstep",
+        "CommandLineOptions",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -66,6 +78,7 @@ let package = Package(
       name: "Backup",
       dependencies: [
         "Lockstep",
+        "CommandLineOptions",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -76,6 +89,7 @@ let package = Package(
       name: "Arbiter",
       dependencies: [
         "Lockstep",
+        "CommandLineOptions",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],

@@ -1,5 +1,6 @@
 // arbiter: decides, durably and atomically, which node holds each VM.
 import ArgumentParser
+import CommandLineOptions
 import Lockstep
 import Logging
 
@@ -89,5 +90,3 @@ struct ArbiterCommand: ParsableCommand {
     return server
   }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 // lockstep: the operator's command line.
 import ArgumentParser
+import CommandLineOptions
 import Lockstep
 
 #if canImport(Glibc)
@@ -11,7 +12,94 @@ struct LockstepCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "lockstep",
     abstract: "Operate Lockstep fault-tolerant virtual machines.",
-    subcommands: [Certs.self, Replay.self])
+    subcommands: [Status.self, PowerOff.self, Failover.self, Certs.self, Replay.self])
+}
+
+/// Where the cluster is: the flags every cluster command takes.
+struct ClusterOptions: ParsableArguments {
+  @Option(help: "The arbiter, HOST:PORT.")
+  var arbiter: String
+
+  @Option(help: "The VM's name.")
+  var vm: String
+
+  @Option(help: "An operator's (or a node's) certificate directory, e.g. certs/operator.")
+  var tlsDir: String
+
+  func validate() throws {
+    guard HostPort(parsing: arbiter) != nil else {
+      throw ValidationError("--arbiter '\(arbiter)' is not HOST:PORT (example: 127.0.0.1:7400)")
+    }
+  }
+
+  var address: HostPort { HostPort(parsing: arbiter) ?? HostPort(host: arbiter, port: 0) }
+
+  func credentials() throws -> NodeCredentials { try NodeCredentials(loadingFrom: tlsDir) }
+}
+
+/// `lockstep status`.
+struct Status: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Show a VM's primary, backup, generation, protection, lag and log traffic.",
+    discussion: "Exit status: 0 when the VM runs protected, 2 when it runs unprotected or is not running, 1 on error.")
+
+  @OptionGroup var cluster: ClusterOptions
+
+  @Flag(help: "Print JSON (vm, generation, primary, backup, protected, lag_ms, ...).")
+  var json = false
+
+  func run() throws {
+    do {
+      let status = try ClusterStatus.fetch(vm: cluster.vm, arbiter: cluster.address, credentials: cluster.credentials())
+      print(json ? status.json : status.text)
+      if status.node?.protected != true { throw ExitCode(2) }
+    } catch let error as ExitCode {
+      throw error
+    } catch {
+      printError("lockstep status: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+/// `lockstep poweroff`.
+struct PowerOff: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "poweroff",
+    abstract: "Stop a VM on its primary and its backup, with no failover.")
+
+  @OptionGroup var cluster: ClusterOptions
+
+  func run() throws {
+    do {
+      let node = try ClusterStatus.command(
+        .powerOff, vm: cluster.vm, arbiter: cluster.address, credentials: cluster.credentials())
+      print(
+        "powering off VM \(cluster.vm) on \(node.node)\(node.backup.isEmpty ? "" : " and its backup \(node.backup)")")
+    } catch {
+      printError("lockstep poweroff: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
+}
+
+/// `lockstep failover`.
+struct Failover: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Hand a VM over from its primary to its backup, which goes live (the primary stops).")
+
+  @OptionGroup var cluster: ClusterOptions
+
+  func run() throws {
+    do {
+      let node = try ClusterStatus.command(
+        .failover, vm: cluster.vm, arbiter: cluster.address, credentials: cluster.credentials())
+      print("VM \(cluster.vm): \(node.node) hands over to \(node.backup)")
+    } catch {
+      printError("lockstep failover: error: \(error)")
+      throw ExitCode(1)
+    }
+  }
 }
 
 /// `lockstep replay`: re-run a recorded log offline and check determinism.

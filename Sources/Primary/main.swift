@@ -1,5 +1,6 @@
 // primary-vmm: boots a guest under KVM and serves its clients.
 import ArgumentParser
+import CommandLineOptions
 import Lockstep
 import Logging
 
@@ -13,8 +14,10 @@ struct PrimaryVMM: ParsableCommand {
     commandName: "primary-vmm",
     abstract: "Run a Lockstep virtual machine under KVM and serve its clients.",
     discussion: """
-      Exit status: the guest's exit code when it exits by itself; 70 when the guest faults, \
-      aborts or breaks the ABI; 71 when KVM fails; 1 when the VM cannot be started.
+      Exit status: the guest's exit code when it exits by itself; 0 after `lockstep failover` \
+      handed the VM over; 4 when the arbiter gave the VM to another node and this one halted; \
+      70 when the guest faults, aborts or breaks the ABI; 71 when KVM fails; 1 when the VM \
+      cannot be started.
       """)
 
   @Option(help: "The VM's name.")
@@ -59,6 +62,9 @@ struct PrimaryVMM: ParsableCommand {
   @Option(help: "Slow the guest down when the backup's execution lags more than this many milliseconds.")
   var maxLag: Int = 100
 
+  @OptionGroup(title: "Failover")
+  var failover: FailoverOptions
+
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: Logger.Level = .info
 
@@ -85,6 +91,9 @@ struct PrimaryVMM: ParsableCommand {
     if diskSize != nil && disk == nil {
       throw ValidationError("--disk-size needs --disk PATH")
     }
+    if failover.arbiter != nil && replication == nil {
+      throw ValidationError("--arbiter needs --replication: failover is between a primary and its backup")
+    }
     if let serve, HostPort(parsing: serve) == nil {
       throw ValidationError("--serve '\(serve)' is not HOST:PORT (example: 127.0.0.1:6380)")
     }
@@ -93,18 +102,17 @@ struct PrimaryVMM: ParsableCommand {
   func run() throws {
     let logger = ProcessLogging.bootstrap(executable: "primary-vmm", vm: vm, level: logLevel)
     do {
-      let report: MachineReport
       if let replication, let tlsDir {
-        report = try PrimaryLauncher.runReplicated(
-          vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
-          guestArgs: guestArgs, replication: replication, tlsDirectory: tlsDir, maxLagMilliseconds: maxLag,
-          verifyRegisters: verifyRegisters, logger: logger)
-      } else {
-        report = try PrimaryLauncher.runStandalone(
-          vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
-          guestArgs: guestArgs, kvmDevice: kvmDevice, recordFile: recordFile, verifyRegisters: verifyRegisters,
-          logger: logger)
+        throw ExitCode(
+          try PrimaryLauncher.runReplicated(
+            vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
+            guestArgs: guestArgs, replication: replication, tlsDirectory: tlsDir, maxLagMilliseconds: maxLag,
+            verifyRegisters: verifyRegisters, failover: try failover.settings, logger: logger))
       }
+      let report = try PrimaryLauncher.runStandalone(
+        vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
+        guestArgs: guestArgs, kvmDevice: kvmDevice, recordFile: recordFile, verifyRegisters: verifyRegisters,
+        logger: logger)
       throw ExitCode(report.exitStatus)
     } catch let error as ExitCode {
       throw error
@@ -114,5 +122,3 @@ struct PrimaryVMM: ParsableCommand {
     }
   }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}

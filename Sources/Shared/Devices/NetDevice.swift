@@ -22,6 +22,13 @@ public final class NetDevice {
   /// Messages moved through the rings (for the benchmark and metrics).
   public private(set) var rxMessages: UInt64 = 0
   public private(set) var txMessages: UInt64 = 0
+  /// The connections the guest was told are open and has not closed or
+  /// been told are closed: what a new primary must close when it takes
+  /// over (the clients' TCP connections ended with the old host).
+  public private(set) var openConnections: Set<UInt32> = []
+  /// The highest connection id the guest has seen (a new primary's ids
+  /// start above it, so no id is ever reused).
+  public private(set) var highestConnection: UInt32 = 0
 
   init(memory: GuestMemory) {
     self.memory = memory
@@ -95,6 +102,8 @@ public final class NetDevice {
         let header = data + place.message
         switch event {
         case .opened(let connection, let peer):
+          openConnections.insert(connection)
+          highestConnection = max(highestConnection, connection)
           try writeHeader(
             at: header, connection: connection, type: UInt16(LS_MSG_OPEN), length: UInt32(peer.utf8.count))
           try memory.write(peer.utf8, at: header + UInt64(LS_MSG_HEADER))
@@ -102,6 +111,7 @@ public final class NetDevice {
           try writeHeader(at: header, connection: connection, type: UInt16(LS_MSG_DATA), length: UInt32(bytes.count))
           try memory.write(bytes, at: header + UInt64(LS_MSG_HEADER))
         case .closed(let connection):
+          openConnections.remove(connection)
           try writeHeader(at: header, connection: connection, type: UInt16(LS_MSG_CLOSED), length: 0)
         }
       }
@@ -166,6 +176,7 @@ public final class NetDevice {
           let bytes = try memory.guestRange(header + UInt64(LS_MSG_HEADER), count: UInt64(length))
           outputs.send(UnsafeRawBufferPointer(bytes), connection: connection, at: point)
         case Int32(LS_MSG_CLOSE):
+          openConnections.remove(connection)
           outputs.close(connection: connection, at: point)
         default:
           throw GuestError("net: tx message at \(cursor.tail) has unknown type \(type)")

@@ -61,9 +61,19 @@ extension Machine {
     let op = UInt32(littleEndian: call.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
     let arguments = CallArguments(call)
 
-    let outcome: CallOutcome
+    var outcome: CallOutcome
     do {
-      outcome = try perform(op: op, arguments, at: point)
+      do {
+        outcome = try perform(op: op, arguments, at: point)
+      } catch let exhausted as LogExhausted {
+        // A backup that won the arbiter replayed all it received: go live
+        // at this exit and perform it again, live this time. (Everything
+        // the exit did before it asked for the input is idempotent: a
+        // drained tx ring is empty the second time.)
+        guard let takeover, let live = takeover(self, point) else { throw exhausted }
+        goLive(live)
+        outcome = try perform(op: op, arguments, at: point)
+      }
     } catch is RecordingEnded {
       // A replay reached the exit where the recorded VM was stopped: stop
       // here too, this exit uncounted, as the recording did.
@@ -140,7 +150,9 @@ extension Machine {
       return .result(block.flush())
 
     case Int(LS_OP_CLOCK):
-      let reading = try inputs.input(.clock, at: point) { ClockReading.now() }
+      let reading = try inputs.input(.clock, at: point) { guestClock() }
+      lastClock = reading
+      lastMonotonic = max(lastMonotonic, reading.monotonic)
       return .values(LS_OK, reading.monotonic, reading.wall)
 
     case Int(LS_OP_ENTROPY):
@@ -157,6 +169,7 @@ extension Machine {
       try drainNetwork(at: point)
       let cursor = try net.rxCursor()
       let outcome = try inputs.input(.wait, at: point) { liveWait(deadline: argument[0], cursor: cursor) }
+      lastMonotonic = max(lastMonotonic, outcome.now)
       try net.deliver(outcome.events)
       let pending = try net.rxCursor().map { $0.used > 0 } ?? false
       let mask = (pending ? LS_READY_NET : 0) | (outcome.timedOut ? LS_READY_TIMEOUT : 0)
@@ -206,11 +219,54 @@ extension Machine {
       if var planned = cursor, let network {
         events = network.takeEvents(fitting: &planned)
       }
-      let now = ClockReading.monotonicNanoseconds()
+      let now = guestMonotonic()
       if !events.isEmpty || !mayBlock || now >= deadline || control.stopRequested {
         return WaitOutcome(events: events, now: now, timedOut: now >= deadline)
       }
-      control.wakeup.wait(untilMonotonic: deadline)
+      // The guest's deadline on the host's clock.
+      let hostDeadline = UInt64(bitPattern: max(0, Int64(bitPattern: min(deadline, UInt64(Int64.max))) &- clockOffset))
+      control.wakeup.wait(untilMonotonic: hostDeadline)
     }
+  }
+
+  /// The guest's clocks now: the host's, the monotonic one shifted by
+  /// ``clockOffset``.
+  func guestClock() -> ClockReading {
+    var reading = ClockReading.now()
+    reading.monotonic = UInt64(bitPattern: Int64(bitPattern: reading.monotonic) &+ clockOffset)
+    return reading
+  }
+
+  /// The guest's monotonic clock now.
+  func guestMonotonic() -> UInt64 {
+    UInt64(bitPattern: Int64(bitPattern: ClockReading.monotonicNanoseconds()) &+ clockOffset)
+  }
+
+  /// Switches a replaying machine to live execution (a backup going live):
+  /// new input source, outputs and network, and a clock offset that makes
+  /// the guest's monotonic clock continue from the last value it was given.
+  func goLive(_ live: Takeover) {
+    inputs = live.inputs
+    outputs = live.outputs
+    network = live.network
+    let host = ClockReading.now()
+    clockOffset = Self.clockOffset(
+      lastMonotonic: lastMonotonic, lastClock: lastClock, hostMonotonic: host.monotonic, hostWall: host.wall)
+  }
+
+  /// The offset that continues the guest's monotonic clock on a new host:
+  /// from the last value the guest saw, plus the wall-clock time that passed
+  /// since its last clock reading (hosts keep their wall clocks in sync,
+  /// their monotonic clocks are unrelated). An elapsed time over a minute
+  /// or a wall clock that went back is not trusted (clocks out of sync):
+  /// the clock then continues from its last value.
+  static func clockOffset(lastMonotonic: UInt64, lastClock: ClockReading?, hostMonotonic: UInt64, hostWall: UInt64)
+    -> Int64
+  {
+    var continued = lastMonotonic
+    if let lastClock, hostWall > lastClock.wall, hostWall - lastClock.wall < 60_000_000_000 {
+      continued = max(continued, lastClock.monotonic + (hostWall - lastClock.wall))
+    }
+    return Int64(bitPattern: continued &- hostMonotonic)
   }
 }

@@ -14,12 +14,25 @@ public final class Machine {
   public let net: NetDevice
   /// The disk, if configured.
   public let block: BlockDevice?
-  /// Where nondeterministic inputs come from.
-  public let inputs: any InputSource
+  /// Where nondeterministic inputs come from (replaced when a backup goes
+  /// live).
+  public internal(set) var inputs: any InputSource
   /// Where outputs go.
-  public let outputs: any OutputSink
+  public internal(set) var outputs: any OutputSink
   /// The live network, if the VM serves one.
-  public let network: (any NetworkPort)?
+  public internal(set) var network: (any NetworkPort)?
+  /// Called on the vCPU thread when a replay needs an input its log does
+  /// not have: returns what a backup that won the arbiter goes live with,
+  /// or nil to stop the replay there.
+  public var takeover: ((Machine, ExitPoint) -> Takeover?)?
+  /// The guest's monotonic clock minus the host's CLOCK_MONOTONIC, in ns:
+  /// 0 on the VM's first host, set when a backup goes live so the guest's
+  /// clock continues where the log left it.
+  public internal(set) var clockOffset: Int64 = 0
+  /// The latest monotonic time the guest was given (clock or wait).
+  public internal(set) var lastMonotonic: UInt64 = 0
+  /// The latest clock reading the guest was given.
+  public internal(set) var lastClock: ClockReading?
   /// How other threads stop this machine.
   public let control: MachineControl
   /// The exits so far.

@@ -40,12 +40,17 @@ public enum PrimaryLauncher {
     return report
   }
 
-  /// Runs the VM with a backup attached over the logging channel.
+  /// The exit status of a node that lost the arbiter's test-and-set and
+  /// halted.
+  public static let haltedStatus: Int32 = 4
+
+  /// Runs the VM with a backup attached over the logging channel; returns
+  /// the exit status (the guest's, 0 after a handover, 4 when halted).
   public static func runReplicated(
     vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
     guestArgs: String, replication: String, tlsDirectory: String, maxLagMilliseconds: Int,
-    verifyRegisters: Bool = false, logger: Logger
-  ) throws -> MachineReport {
+    verifyRegisters: Bool = false, failover: FailoverSettings? = nil, logger: Logger
+  ) throws -> Int32 {
     guard let memoryBytes = ByteCount.parse(memory) else {
       throw MachineSetupError("--memory '\(memory)' is not a size")
     }
@@ -56,11 +61,23 @@ public enum PrimaryLauncher {
     let configuration = MachineConfiguration(
       name: vm, image: try readFile(guestPath), imagePath: guestPath, memorySize: memoryBytes, arguments: guestArgs,
       diskPath: disk, diskCreateSize: diskSize.flatMap(ByteCount.parse), verifiesRegisters: verifyRegisters)
-    let report = try ReplicatedPrimary.run(
-      configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), replication: replicationAddress,
-      credentials: credentials, maximumLag: .milliseconds(maxLagMilliseconds), logger: logger)
-    log(report, logger)
-    return report
+    let service = serve.flatMap(HostPort.init(parsing:)).map {
+      ServiceAddress(address: $0, virtualIP: failover?.serviceVIP, device: failover?.serviceDevice)
+    }
+    let ending = try ReplicatedPrimary.run(
+      configuration: configuration, service: service, replication: replicationAddress, credentials: credentials,
+      maximumLag: .milliseconds(maxLagMilliseconds), failover: failover, logger: logger)
+    switch ending {
+    case .stopped(let report):
+      log(report, logger)
+      return report.exitStatus
+    case .handedOver(let report):
+      logger.info("handed over to the backup at exit \(report.exits); this node stops")
+      return 0
+    case .halted(let reason):
+      logger.error("halted: \(reason)")
+      return haltedStatus
+    }
   }
 
   static func log(_ report: MachineReport, _ logger: Logger) {

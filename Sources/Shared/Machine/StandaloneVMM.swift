@@ -48,7 +48,8 @@ public enum StandaloneVMM {
   /// Creates the machine on the calling (vCPU) thread and runs it.
   public static func runOnThisThread(
     _ configuration: MachineConfiguration, _ inputs: any InputSource, _ outputs: any OutputSink,
-    _ network: (any NetworkPort)?, _ control: MachineControl
+    _ network: (any NetworkPort)?, _ control: MachineControl,
+    takeover: ((Machine, ExitPoint) -> Takeover?)? = nil
   ) -> Result<MachineReport, MachineSetupError> {
     let machine: Machine
     do {
@@ -57,6 +58,7 @@ public enum StandaloneVMM {
     } catch {
       return .failure(MachineSetupError("\(error)"))
     }
+    machine.takeover = takeover
     let start = ClockReading.monotonicNanoseconds()
     let stop = machine.run()
     let elapsed = ClockReading.monotonicNanoseconds() - start
@@ -65,7 +67,7 @@ public enum StandaloneVMM {
       memoryDigest: machine.memoryDigest(), rxMessages: machine.net.rxMessages,
       txMessages: machine.net.txMessages, elapsedNanoseconds: elapsed)
     do {
-      try inputs.machineStopped(report)
+      try machine.inputs.machineStopped(report)
     } catch {
       report.inputSourceError = "\(error)"
     }

@@ -4,15 +4,25 @@ import Synchronization
 /// `backup-vmm`: joins a running VM as its backup. Receives the log over
 /// TLS, replays it on its own KVM with output discarded and its own disk,
 /// and acknowledges what it holds and how far it has replayed.
-public enum BackupVMM {
-  /// How a backup's replay ended.
+///
+/// With an arbiter (``FailoverSettings``) it watches the primary (UDP
+/// heartbeats, the log's own traffic, a channel the primary's host refuses
+/// to reopen, a handover) and when it suspects it, asks the arbiter. If it
+/// wins it stops acknowledging, replays everything it received, and goes
+/// live on the service address (``Takeover``); if it loses it halts.
+public final class BackupVMM: Sendable {
+  /// How a backup's run ended.
   public struct Report: Sendable {
-    /// The replayed machine.
+    /// The machine (replayed, and live after a takeover).
     public var machine: MachineReport
     /// The primary's end record, when the primary's guest stopped.
     public var primaryEnd: LogRecord?
     /// Why the channel ended.
     public var channelEnd: String
+    /// The generation this node won and went live at, if it did.
+    public var wentLive: UInt64?
+    /// Why this node halted (it lost the arbiter's test-and-set), if it did.
+    public var halted: String?
 
     /// Whether the backup reached the primary's final state exactly.
     public var inSync: Bool {
@@ -21,64 +31,124 @@ public enum BackupVMM {
     }
   }
 
-  /// Connects to the primary, replays until its log ends.
+  enum Decision: Sendable, Equatable {
+    case undecided
+    case won(UInt64)
+    case lost(String)
+  }
+
+  struct State: ~Copyable {
+    var generation: UInt64 = 0
+    var decision = Decision.undecided
+    var current: TLSStream?
+    var channelDown = false
+    var primaryRefusesConnections = false
+    var refusedByPrimary: String?
+    var handover = false
+    var lastEnd: LogRecord?
+    var channelEnd = ""
+    var finished = false
+    var liveAt: UInt64?
+  }
+
+  let state = Mutex(State())
+  let vm: String
+  let primary: HostPort
+  let context: TLSContext
+  let identity: LogHeader
+  let source: ChannelLogSource
+  let control: MachineControl
+  let service: ServiceAddress?
+  let settings: FailoverSettings?
+  let arbiter: ArbiterClient?
+  let heartbeat: Heartbeat?
+  let replicationAddress: String
+  let logger: Logger
+
+  /// Connects to the primary and replays until its log ends, or until this
+  /// node goes live and its guest stops, or until it halts.
   public static func run(
     vm: String, image: [UInt8], imagePath: String, primary: HostPort, credentials: NodeCredentials,
-    diskPath: String?, connectTimeout: Duration = .seconds(30), reconnectWindow: Duration = .seconds(10),
+    diskPath: String?, service: ServiceAddress? = nil, failover: FailoverSettings? = nil,
+    replicationAddress: String = "", connectTimeout: Duration = .seconds(30), reconnectWindow: Duration = .seconds(10),
     logger: Logger
   ) throws -> Report {
+    let control = try MachineControl()
+    let stopper = try SignalStopper.install(control: control, logger: logger)
     let context = try TLSContext(credentials: credentials, side: .client)
     let identity = LogHeader(
       configuration: MachineConfiguration(name: vm, image: image, imagePath: imagePath, memorySize: 0), diskSize: 0)
-    let (stream, header) = try connect(
-      primary: primary, context: context, hello: identity, resumeFrom: 0, timeout: connectTimeout, logger: logger)
+    var heartbeat: Heartbeat?
+    if let failover {
+      guard let key = credentials.heartbeatKey else {
+        throw MachineSetupError(
+          "\(credentials.directory) has no heartbeat key: failover needs one (re-issue it with `lockstep certs add`)")
+      }
+      heartbeat = try Heartbeat(
+        Heartbeat.Configuration(
+          vm: vm, node: credentials.name, bind: HostPort(host: primary.host.contains(":") ? "::" : "0.0.0.0", port: 0),
+          peer: primary, key: key, timing: failover.timing), logger: logger)
+    }
+    let (stream, header, generation) = try connect(
+      primary: primary, context: context, hello: identity, resumeFrom: 0, heartbeatPort: heartbeat?.port ?? 0,
+      timeout: connectTimeout, logger: logger)
     logger.info(
-      "attached to the primary", metadata: ["primary": "\(stream.peerDescription)", "memory": "\(header.memorySize)"])
-    let configuration = MachineConfiguration(
-      replaying: header, image: image, imagePath: imagePath, diskPath: diskPath)
+      "attached to the primary",
+      metadata: [
+        "primary": "\(stream.peerDescription)", "memory": "\(header.memorySize)", "generation": "\(generation)",
+      ])
     if header.diskSize > 0 && diskPath == nil {
       throw MachineSetupError(
         "the primary's VM has a \(header.diskSize)-byte disk: give the backup its own with --disk PATH")
     }
-    let source = try ChannelLogSource(header: header)
-    let channelEnd = Mutex<String>("")
-    let lastEnd = Mutex<LogRecord?>(nil)
-    let current = Mutex<TLSStream?>(stream)
-    let finished = Atomic<Bool>(false)
-    let receiver = try NamedThread(name: "log-receiver") {
-      var received: UInt64 = 0
-      var connection = stream
-      while true {
-        let reason = receive(from: connection, into: source, received: &received, lastEnd: lastEnd)
-        connection.close()
-        // The guest's end was received, or the backup is finishing: done.
-        if lastEnd.withLock({ $0 != nil }) || finished.load(ordering: .acquiring) {
-          channelEnd.withLock { $0 = reason }
-          break
-        }
-        // The connection broke: reconnect and resume from what we hold.
-        logger.warning("logging channel lost; reconnecting", metadata: ["reason": "\(reason)", "from": "\(received)"])
-        do {
-          let (resumed, _) = try connect(
-            primary: primary, context: context, hello: identity, resumeFrom: received, timeout: reconnectWindow,
-            logger: logger)
-          connection = resumed
-          current.withLock { $0 = resumed }
-          logger.info("logging channel resumed", metadata: ["from": "\(received)"])
-        } catch {
-          channelEnd.withLock { $0 = "\(reason); reconnecting failed: \(error)" }
-          break
-        }
-      }
-      source.end()
+    let backup = BackupVMM(
+      vm: vm, primary: primary, context: context, identity: identity, source: try ChannelLogSource(header: header),
+      control: control, service: service, settings: failover,
+      arbiter: try failover.map { settings throws in
+        try ArbiterClient(address: settings.arbiter, credentials: credentials, timeout: .seconds(2))
+      }, heartbeat: heartbeat, replicationAddress: replicationAddress, logger: logger)
+    backup.state.withLock {
+      $0.generation = generation
+      $0.current = stream
     }
-    let control = try MachineControl()
+    let configuration = MachineConfiguration(replaying: header, image: image, imagePath: imagePath, diskPath: diskPath)
+    return try withExtendedLifetime(stopper) {
+      try backup.run(configuration: configuration, stream: stream, reconnectWindow: reconnectWindow)
+    }
+  }
+
+  init(
+    vm: String, primary: HostPort, context: TLSContext, identity: LogHeader, source: ChannelLogSource,
+    control: MachineControl, service: ServiceAddress?, settings: FailoverSettings?, arbiter: ArbiterClient?,
+    heartbeat: Heartbeat?, replicationAddress: String, logger: Logger
+  ) {
+    self.vm = vm
+    self.primary = primary
+    self.context = context
+    self.identity = identity
+    self.source = source
+    self.control = control
+    self.service = service
+    self.settings = settings
+    self.arbiter = arbiter
+    self.heartbeat = heartbeat
+    self.replicationAddress = replicationAddress
+    self.logger = logger
+  }
+
+  func run(configuration: MachineConfiguration, stream: TLSStream, reconnectWindow: Duration) throws -> Report {
+    let receiver = try NamedThread(name: "log-receiver") { [self] in
+      receiveLog(first: stream, reconnectWindow: reconnectWindow)
+    }
+    let monitor = try NamedThread(name: "failure-detect") { [self] in monitorPrimary() }
     let outcome = Mutex<Result<MachineReport, MachineSetupError>?>(nil)
-    let vcpu = try NamedThread(name: "vcpu-0") {
+    let vcpu = try NamedThread(name: "vcpu-0") { [self] in
       let result: Result<MachineReport, MachineSetupError>
       do {
         let replayer = try Replayer(reader: source)
-        result = StandaloneVMM.runOnThisThread(configuration, replayer, DiscardingOutputs(), nil, control)
+        result = StandaloneVMM.runOnThisThread(
+          configuration, replayer, DiscardingOutputs(), nil, control,
+          takeover: { [self] machine, point in takeOver(machine, at: point) })
       } catch {
         result = .failure(MachineSetupError("\(error)"))
       }
@@ -88,39 +158,208 @@ public enum BackupVMM {
     // The guest's own exit ends the replay before the primary's end record
     // may have arrived: give it a moment, to compare final states.
     let deadline = ClockReading.monotonicNanoseconds() + 3_000_000_000
-    while lastEnd.withLock({ $0 == nil }) && channelEnd.withLock({ $0.isEmpty })
+    while state.withLock({ $0.lastEnd == nil && $0.channelEnd.isEmpty && $0.decision == .undecided })
       && ClockReading.monotonicNanoseconds() < deadline
     {
       Wakeup.sleep(milliseconds: 10)
     }
-    finished.store(true, ordering: .releasing)
-    current.withLock { $0?.close() }
+    let current = state.withLock { state in
+      state.finished = true
+      return state.current
+    }
+    current?.close()
+    source.end()
     receiver.join()
+    monitor.join()
+    heartbeat?.stop()
     guard let result = outcome.withLock({ $0 }) else {
       throw MachineSetupError("the backup's vCPU thread ended without a result")
     }
-    return Report(
-      machine: try result.get(), primaryEnd: lastEnd.withLock { $0 }, channelEnd: channelEnd.withLock { $0 })
+    let machine = try result.get()
+    return state.withLock { state in
+      var halted: String?
+      if case .lost(let reason) = state.decision { halted = reason }
+      return Report(
+        machine: machine, primaryEnd: state.lastEnd, channelEnd: state.channelEnd,
+        wentLive: state.liveAt == nil ? nil : { if case .won(let g) = state.decision { g } else { nil } }(),
+        halted: halted)
+    }
+  }
+
+  // MARK: Going live
+
+  /// Called on the vCPU thread when the replay has consumed every record
+  /// received: goes live if this node won the arbiter.
+  func takeOver(_ machine: Machine, at point: ExitPoint) -> Takeover? {
+    guard case .won(let generation) = state.withLock({ $0.decision }) else { return nil }
+    var network: NetworkService?
+    if let service {
+      do {
+        try service.acquire(logger: logger)
+        let bound = try service.bind(machineWakeup: control.wakeup, logger: logger)
+        bound.adopt(openConnections: machine.net.openConnections, highest: machine.net.highestConnection)
+        try bound.start()
+        network = bound
+      } catch {
+        logger.critical(
+          "won generation \(generation) but cannot serve on \(service.address): \(error); stopping the VM")
+        return nil
+      }
+    }
+    state.withLock { $0.liveAt = point.sequence }
+    logger.notice(
+      "LIVE: this node is the primary now (unprotected)",
+      metadata: [
+        "generation": "\(generation)", "exit": "\(point.sequence)",
+        "serving": "\(service.map { "\($0.address)" } ?? "nothing")",
+        "closedConnections": "\(machine.net.openConnections.count)",
+      ])
+    return Takeover(inputs: LiveInputs(), outputs: LiveOutputs(network: network), network: network)
+  }
+
+  // MARK: Failure detection
+
+  /// Why the primary is suspected now, or nil.
+  func suspicion() -> String? {
+    let (channelDown, refusing, refusedBy, handover, ended, finished) = state.withLock {
+      ($0.channelDown, $0.primaryRefusesConnections, $0.refusedByPrimary, $0.handover, $0.lastEnd != nil, $0.finished)
+    }
+    if ended || finished { return nil }
+    if handover { return "the primary handed the VM over" }
+    if let refusedBy { return "the primary refused this backup: \(refusedBy)" }
+    if channelDown && refusing { return "the logging channel broke and the primary's host refuses to reopen it" }
+    if let heartbeat, heartbeat.isPeerSuspected() {
+      let silence = heartbeat.detector.silence(now: ClockReading.monotonicNanoseconds()) / 1_000_000
+      return "nothing heard from the primary for \(silence) ms"
+    }
+    return nil
+  }
+
+  /// The failure detector's thread: on suspicion, the arbiter decides.
+  func monitorPrimary() {
+    guard let arbiter else { return }
+    while state.withLock({ !$0.finished && $0.decision == .undecided }) {
+      Wakeup.sleep(milliseconds: 2)
+      guard let reason = suspicion() else { continue }
+      let generation = state.withLock { $0.generation }
+      logger.warning("primary suspected: \(reason); asking the arbiter", metadata: ["generation": "\(generation)"])
+      let outcome = arbiter.testAndSetRetrying(
+        vm: vm, expectedGeneration: generation, serviceAddress: service.map { "\($0.address)" } ?? "",
+        replicationAddress: replicationAddress, retryInterval: .milliseconds(100), logger: logger
+      ) { [self] in suspicion() != nil }
+      switch outcome {
+      case .granted(let record)?:
+        logger.notice(
+          "won generation \(record.generation) at the arbiter: replaying what was received, then going live")
+        let current = state.withLock { state in
+          state.decision = .won(record.generation)
+          return state.current
+        }
+        // No more acknowledgements to the old primary: it can release
+        // nothing more. Then the replay drains what was received.
+        current?.close()
+        heartbeat?.stop()
+        source.end()
+      case .lost(let record)?:
+        let reason = "the arbiter gave the VM to \(record.holder ?? "another node") at generation \(record.generation)"
+        logger.error("halting: \(reason)")
+        state.withLock { $0.decision = .lost(reason) }
+        source.end()
+        control.requestStop()
+      case nil:
+        logger.info("the primary is back; staying its backup")
+      }
+    }
+  }
+
+  // MARK: Receiving the log
+
+  /// The receiving thread: reads the log into the source and acknowledges
+  /// it; reconnects when the channel breaks, until the primary's guest
+  /// ended or a decision was made.
+  func receiveLog(first: TLSStream, reconnectWindow: Duration) {
+    var received: UInt64 = 0
+    var connection = first
+    while true {
+      let reason = receive(from: connection, received: &received)
+      connection.close()
+      let done = state.withLock { state -> Bool in
+        if state.lastEnd != nil || state.finished || state.decision != .undecided {
+          if state.channelEnd.isEmpty { state.channelEnd = reason }
+          return true
+        }
+        state.channelDown = true
+        return false
+      }
+      if done { break }
+      logger.warning("logging channel lost; reconnecting", metadata: ["reason": "\(reason)", "from": "\(received)"])
+      guard let resumed = reconnect(from: received, window: reconnectWindow, reason: reason) else { break }
+      connection = resumed
+      logger.info("logging channel resumed", metadata: ["from": "\(received)"])
+    }
+    // Without an arbiter nobody takes over: the replay ends with the log.
+    if arbiter == nil { source.end() }
+  }
+
+  /// Reconnects and resumes from `position`. Without an arbiter: within
+  /// `window`. With one: until it works or a decision is made, noting
+  /// whether the primary's host refuses connections (its process is gone).
+  func reconnect(from position: UInt64, window: Duration, reason: String) -> TLSStream? {
+    let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(window)
+    while true {
+      let stop = state.withLock { $0.finished || $0.decision != .undecided || $0.refusedByPrimary != nil }
+      if stop { return nil }
+      do {
+        let (stream, _, _) = try Self.connect(
+          primary: primary, context: context, hello: identity, resumeFrom: position,
+          heartbeatPort: heartbeat?.port ?? 0, timeout: .zero, attemptTimeout: .seconds(1), logger: logger)
+        let accepted = state.withLock { state -> Bool in
+          guard !state.finished && state.decision == .undecided else { return false }
+          state.current = stream
+          state.channelDown = false
+          state.primaryRefusesConnections = false
+          return true
+        }
+        if accepted { return stream }
+        stream.close()
+        return nil
+      } catch let error as TLSError {
+        state.withLock { $0.primaryRefusesConnections = error.code == .refused }
+      } catch {
+        // Refused by the primary itself (it went on alone or halted).
+        state.withLock { $0.refusedByPrimary = "\(error)" }
+        if arbiter == nil { state.withLock { $0.channelEnd = "\(reason); reconnecting failed: \(error)" } }
+        return nil
+      }
+      if arbiter == nil && ClockReading.monotonicNanoseconds() >= deadline {
+        state.withLock { $0.channelEnd = "\(reason); the primary did not come back within \(window)" }
+        return nil
+      }
+      Wakeup.sleep(milliseconds: 20)
+    }
   }
 
   /// Connects (retrying until `timeout` while the primary is not there
-  /// yet), says hello, and returns the stream and the primary's header.
+  /// yet), says hello, and returns the stream, the primary's header and
+  /// the generation it holds.
   static func connect(
-    primary: HostPort, context: TLSContext, hello: LogHeader, resumeFrom: UInt64, timeout: Duration, logger: Logger
-  ) throws -> (TLSStream, LogHeader) {
-    let deadline = ClockReading.monotonicNanoseconds() + UInt64(timeout.components.seconds) * 1_000_000_000
+    primary: HostPort, context: TLSContext, hello: LogHeader, resumeFrom: UInt64, heartbeatPort: Int,
+    timeout: Duration, attemptTimeout: Duration = .seconds(5), logger: Logger
+  ) throws -> (TLSStream, LogHeader, UInt64) {
+    let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(timeout)
     while true {
       do {
         let stream = try TLSStream.connect(
-          host: primary.host, port: primary.port, context: context, timeout: .seconds(5), expecting: .vmm)
+          host: primary.host, port: primary.port, context: context, timeout: attemptTimeout, expecting: .vmm)
         var message: [UInt8] = []
-        ChannelMessage.hello(header: hello, resumeFrom: resumeFrom).encode(into: &message)
+        ChannelMessage.hello(header: hello, resumeFrom: resumeFrom, heartbeatPort: UInt16(heartbeatPort))
+          .encode(into: &message)
         try stream.write(message)
         var reader = ChannelReader(stream: stream)
         switch try reader.readControl() {
-        case .welcome(let header, _)?:
+        case .welcome(let header, _, let generation)?:
           try stream.setTimeout(.seconds(1))
-          return (stream, header)
+          return (stream, header, generation)
         case .refuse(let reason)?:
           stream.close()
           throw MachineSetupError("the primary at \(primary) refused this backup: \(reason)")
@@ -128,7 +367,7 @@ public enum BackupVMM {
           stream.close()
           throw MachineSetupError("the primary at \(primary) did not answer the handshake")
         }
-      } catch let error as TLSError where error.code == .connect {
+      } catch let error as TLSError where error.code == .connect || error.code == .refused {
         guard ClockReading.monotonicNanoseconds() < deadline else { throw error }
         logger.info("primary not reachable yet, retrying", metadata: ["primary": "\(primary)"])
         Wakeup.sleep(milliseconds: 200)
@@ -136,33 +375,40 @@ public enum BackupVMM {
     }
   }
 
-  /// Reads the log from the primary into `source` and acknowledges it,
+  /// Reads the log from the primary into the source and acknowledges it,
   /// until the stream ends; `received` tracks the position held. Returns
   /// why it ended.
-  static func receive(
-    from stream: TLSStream, into source: ChannelLogSource, received: inout UInt64,
-    lastEnd: borrowing Mutex<LogRecord?>
-  ) -> String {
+  func receive(from stream: TLSStream, received: inout UInt64) -> String {
     var reader = ChannelReader(stream: stream)
     do {
       while true {
         guard let messages = try reader.readMessages() else { return "the primary closed the channel" }
+        heartbeat?.heard()
         var records: [(record: LogRecord, size: Int)] = []
+        var position = received
         for (message, size) in messages {
-          guard case .record(let record) = message else {
-            throw LogDecodingError("unexpected \(message) from the primary")
+          switch message {
+          case .control(.handover(let exits)):
+            logger.notice("the primary hands the VM over at exit \(exits)")
+            state.withLock { $0.handover = true }
+          case .control(let other):
+            throw LogDecodingError("unexpected \(other) from the primary")
+          case .record(let record):
+            switch record {
+            case .input(let point, _, _): position = max(position, point.sequence + 1)
+            case .progress(let exits): position = max(position, exits)
+            case .end(let exits, _, _, _):
+              position = max(position, exits)
+              state.withLock { $0.lastEnd = record }
+            case .header: break
+            }
+            records.append((record, size))
           }
-          switch record {
-          case .input(let point, _, _): received = max(received, point.sequence + 1)
-          case .progress(let exits): received = max(received, exits)
-          case .end(let exits, _, _, _):
-            received = max(received, exits)
-            lastEnd.withLock { $0 = record }
-          case .header: break
-          }
-          records.append((record, size))
         }
-        if !records.isEmpty { source.push(records) }
+        // Records the replay will not see (the source ended: this node
+        // decided) are never acknowledged.
+        if !records.isEmpty && !source.push(records) { return "stopped receiving: this node decided" }
+        received = position
         // More already decrypted: read it first, acknowledge once.
         if stream.hasBufferedInput { continue }
         var ack: [UInt8] = []

@@ -30,17 +30,26 @@ public final class ChannelLogSource: LogSource, Sendable {
   }
 
   /// Adds records received from the primary (the receiving thread); blocks
-  /// while the queue is over its limit.
-  public func push(_ records: [(record: LogRecord, size: Int)]) {
+  /// while the queue is over its limit. Returns false, adding nothing, once
+  /// the source has ended: then the records will never be replayed, and
+  /// must not be acknowledged.
+  @discardableResult
+  public func push(_ records: [(record: LogRecord, size: Int)]) -> Bool {
     while state.withLock({ $0.bytes >= limit && !$0.ended }) {
       room.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 10_000_000)
     }
-    state.withLock { state in
+    let accepted = state.withLock { state -> Bool in
+      guard !state.ended else { return false }
       state.records.append(contentsOf: records)
       state.bytes += records.reduce(0) { $0 + $1.size }
+      return true
     }
     available.signal()
+    return accepted
   }
+
+  /// Whether ``end()`` was called.
+  public var hasEnded: Bool { state.withLock { $0.ended } }
 
   /// The primary is gone (or the channel closed): once the queue is empty,
   /// the replayer sees the end of the log.

@@ -31,6 +31,10 @@ public final class LogChannel: LogSink, Sendable {
     var replayed: UInt64 = 0
     var connected = false
     var closed = false
+    /// The primary went on alone: records are dropped, nothing waits.
+    var alone = false
+    /// The primary is handing over: its end record is not sent.
+    var handingOver = false
     /// (position, monotonic ns) when positions were announced, for the lag.
     var timeline: [(UInt64, UInt64)] = []
     var lagNanoseconds: UInt64 = 0
@@ -118,6 +122,9 @@ public final class LogChannel: LogSink, Sendable {
     case .progress(let exits): position = exits
     case .end(let exits, _, _, _): position = exits
     }
+    var isEnd = false
+    if case .end = record { isEnd = true }
+    if state.withLock({ $0.alone || ($0.handingOver && isEnd) }) { return }
     var frame: [UInt8] = []
     LogFrame.encode(record, into: &frame)
     waitForRoom()
@@ -163,6 +170,49 @@ public final class LogChannel: LogSink, Sendable {
       spaceReady.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + (full ? 10_000_000 : 1_000_000))
       if lagging && !full { return }
     }
+  }
+
+  /// The primary goes on without a backup (it won the arbiter after losing
+  /// its backup): held log records are dropped, new ones are not kept, and
+  /// a vCPU blocked by flow control goes on.
+  public func goAlone() {
+    state.withLock { state in
+      state.alone = true
+      state.pending.removeAll()
+      state.start = 0
+      state.sent = 0
+      state.pendingBytes = 0
+      state.lagNanoseconds = 0
+    }
+    recordsReady.signal()
+    spaceReady.signal()
+  }
+
+  /// Whether the primary went on alone.
+  public var isAlone: Bool { state.withLock { $0.alone } }
+
+  /// The primary is about to stop its guest to hand over to the backup:
+  /// the recorder's end record must not reach the backup, which will run
+  /// on from where the log ends instead.
+  public func prepareHandover() {
+    state.withLock { $0.handingOver = true }
+  }
+
+  /// Queues the handover message after every record (the backup takes over
+  /// once it has replayed them all).
+  public func sendHandover(exits: UInt64) {
+    var frame: [UInt8] = []
+    ChannelMessage.handover(exits: exits).encode(into: &frame)
+    state.withLock { state in
+      state.pending.append(Pending(position: exits, frame: frame))
+      state.pendingBytes += frame.count
+    }
+    recordsReady.signal()
+  }
+
+  /// Whether everything appended so far was acknowledged.
+  public var isFullyAcknowledged: Bool {
+    state.withLock { $0.start == $0.pending.count && $0.acknowledged >= $0.announced }
   }
 
   /// Stops the channel: nothing more is sent, a blocked vCPU is released.

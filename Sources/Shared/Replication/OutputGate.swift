@@ -142,6 +142,6 @@ public final class OutputGate: OutputSink, Sendable {
   }
 
   private func writeConsole(_ bytes: [UInt8]) {
-    bytes.withUnsafeBytes { writeFully(consoleDescriptor, $0) }
+    _ = bytes.withUnsafeBytes { writeFully(consoleDescriptor, $0) }
   }
 }

@@ -4,54 +4,158 @@ import Synchronization
 /// `primary-vmm --replication`: runs the VM with a backup. The guest starts
 /// once a backup has attached; every input is recorded to the logging
 /// channel; output waits for the backup's acknowledgement (the Output Rule).
-/// If the backup goes away, output stays held until it reconnects and
-/// resumes (the failover issue adds going on alone).
-public enum ReplicatedPrimary {
-  /// Runs until the guest stops; returns its report.
+///
+/// With an arbiter (``FailoverSettings``), the primary first claims the VM
+/// there, exchanges heartbeats with its backup, and when the backup falls
+/// silent asks the arbiter before going on alone (unprotected, held output
+/// released); if it loses, it halts. Without one, output stays held until
+/// the backup reconnects and resumes.
+public final class ReplicatedPrimary: Sendable {
+  /// How a primary's run ended.
+  public enum Ending: Sendable {
+    /// The guest stopped (by itself, a signal or `lockstep poweroff`).
+    case stopped(MachineReport)
+    /// `lockstep failover`: the backup took the VM over at this report's exit.
+    case handedOver(MachineReport)
+    /// The arbiter gave the VM to another node: this one halted.
+    case halted(String)
+  }
+
+  /// The backup currently attached: its stream and the thread serving it.
+  struct Session: Sendable {
+    let stream: TLSStream
+    let thread: NamedThread
+  }
+
+  struct State: ~Copyable {
+    var generation: UInt64 = 0
+    var alone = false
+    var halted: String?
+    var action: OperatorCommand?
+    var backupName = ""
+    var attachedOnce = false
+    var session: Session?
+    var heartbeat: Heartbeat?
+    var stopping = false
+    var rateSample: (time: UInt64, bytes: UInt64) = (0, 0)
+    var logRate: UInt64 = 0
+  }
+
+  let state = Mutex(State())
+  let configuration: MachineConfiguration
+  let header: LogHeader
+  let credentials: NodeCredentials
+  let service: ServiceAddress?
+  let replication: HostPort
+  let settings: FailoverSettings?
+  let arbiter: ArbiterClient?
+  let logger: Logger
+  let control: MachineControl
+  let channel: LogChannel
+  let gate: OutputGate
+  let network: NetworkService?
+  let listener: TLSListener
+
+  /// Runs until the guest stops, the VM is handed over or the node halts.
   public static func run(
-    configuration: MachineConfiguration, serve: HostPort?, replication: HostPort, credentials: NodeCredentials,
-    maximumLag: Duration, logger: Logger
-  ) throws -> MachineReport {
+    configuration: MachineConfiguration, service: ServiceAddress?, replication: HostPort,
+    credentials: NodeCredentials, maximumLag: Duration, failover: FailoverSettings? = nil, logger: Logger
+  ) throws -> Ending {
     let control = try MachineControl()
     let stopper = try SignalStopper.install(control: control, logger: logger)
+    let primary = try ReplicatedPrimary(
+      configuration: configuration, service: service, replication: replication, credentials: credentials,
+      maximumLag: maximumLag, failover: failover, control: control, logger: logger)
+    return try withExtendedLifetime(stopper) { try primary.run() }
+  }
+
+  init(
+    configuration: MachineConfiguration, service: ServiceAddress?, replication: HostPort,
+    credentials: NodeCredentials, maximumLag: Duration, failover: FailoverSettings?, control: MachineControl,
+    logger: Logger
+  ) throws {
+    self.configuration = configuration
+    self.credentials = credentials
+    self.service = service
+    self.replication = replication
+    self.settings = failover
+    if failover != nil && credentials.heartbeatKey == nil {
+      throw MachineSetupError(
+        "\(credentials.directory) has no heartbeat key: failover needs one (re-issue it with `lockstep certs add`)")
+    }
+    self.logger = logger
+    self.control = control
     let diskSize =
       try configuration.diskPath.map { path throws in
         try BlockDevice(path: path, createSize: configuration.diskCreateSize).size
       } ?? 0
-    let header = LogHeader(configuration: configuration, diskSize: diskSize)
-    let network = try serve.map { address throws(SystemError) in
-      try NetworkService(host: address.host, port: address.port, machineWakeup: control.wakeup)
+    header = LogHeader(configuration: configuration, diskSize: diskSize)
+    arbiter = try failover.map { settings throws in
+      try ArbiterClient(address: settings.arbiter, credentials: credentials, timeout: .seconds(2))
     }
+    var network: NetworkService?
+    if let service {
+      try service.acquire(logger: logger)
+      network = try service.bind(machineWakeup: control.wakeup, logger: logger)
+    }
+    self.network = network
     let gateHolder = Mutex<OutputGate?>(nil)
+    let heartbeatHolder = Mutex<Heartbeat?>(nil)
     let channel = try LogChannel(maximumLag: maximumLag, logger: logger) { position in
       gateHolder.withLock { $0 }?.acknowledge(upTo: position)
+      heartbeatHolder.withLock { $0 }?.heard()
     }
     let gate = try OutputGate(network: network) { position in channel.announce(position) }
     gateHolder.withLock { $0 = gate }
-
-    let listener = try TLSListener(
+    self.channel = channel
+    self.gate = gate
+    listener = try TLSListener(
       host: replication.host, port: replication.port, context: TLSContext(credentials: credentials, side: .server),
-      allowedRoles: [.vmm])
+      allowedRoles: [.vmm, .operator])
+    onHeartbeatChange = { heartbeat in heartbeatHolder.withLock { $0 = heartbeat } }
+  }
+
+  /// Keeps the acknowledgement path's view of the heartbeat current.
+  let onHeartbeatChange: @Sendable (Heartbeat?) -> Void
+
+  var serviceText: String { service?.address.description ?? "" }
+
+  func run() throws -> Ending {
+    if let arbiter {
+      let generation = try claim(arbiter)
+      state.withLock { $0.generation = generation }
+    }
     logger.info("waiting for a backup", metadata: ["replication": "\(replication.host):\(listener.port)"])
-    let attached = Atomic<Bool>(false)
-    let acceptor = try NamedThread(name: "log-channel") {
-      acceptBackups(listener: listener, channel: channel, header: header, attached: attached, logger: logger)
-    }
-    while !attached.load(ordering: .acquiring) && !control.stopRequested {
-      control.wakeup.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 50_000_000)
-    }
-    if let network, let serve {
-      try network.start()
-      logger.info("serving clients", metadata: ["address": "\(serve.host):\(network.port)"])
-    }
+    let acceptor = try NamedThread(name: "log-accept") { [self] in acceptConnections() }
+    let monitor = try NamedThread(name: "failure-detect") { [self] in monitorBackup() }
     defer {
+      state.withLock { $0.stopping = true }
       network?.stop()
       channel.close()
       listener.close()
       acceptor.join()
+      monitor.join()
+      let (session, heartbeat) = state.withLock { state in
+        defer {
+          state.session = nil
+          state.heartbeat = nil
+        }
+        return (state.session, state.heartbeat)
+      }
+      onHeartbeatChange(nil)
+      session?.stream.close()
+      session?.thread.join()
+      heartbeat?.stop()
+    }
+    while !state.withLock({ $0.attachedOnce }) && !control.stopRequested {
+      control.wakeup.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 50_000_000)
+    }
+    if let network, let service {
+      try network.start()
+      logger.info("serving clients", metadata: ["address": "\(service.address.host):\(network.port)"])
     }
     let outcome = Mutex<Result<MachineReport, MachineSetupError>?>(nil)
-    let vcpu = try NamedThread(name: "vcpu-0") {
+    let vcpu = try NamedThread(name: "vcpu-0") { [self] in
       let result: Result<MachineReport, MachineSetupError>
       do {
         let recorder = try Recorder(writer: channel, header: header)
@@ -61,95 +165,188 @@ public enum ReplicatedPrimary {
       }
       outcome.withLock { $0 = result }
     }
-    withExtendedLifetime(stopper) { vcpu.join() }
-    // Let the backup acknowledge the end, so it can finish its replay.
-    let end = ClockReading.monotonicNanoseconds() + 5_000_000_000
-    while channel.status.unacknowledgedBytes > 0 && channel.status.connected
-      && ClockReading.monotonicNanoseconds() < end
-    {
-      control.wakeup.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 10_000_000)
+    vcpu.join()
+    let report: MachineReport
+    switch outcome.withLock({ $0 }) {
+    case .success(let value): report = value
+    case .failure(let error): throw error
+    case nil: throw MachineSetupError("the vCPU thread ended without a result")
     }
+    let (halted, action) = state.withLock { ($0.halted, $0.action) }
+    if let halted {
+      service?.release(logger: logger)
+      return .halted(halted)
+    }
+    if action == .failover {
+      handOver(at: report.exits)
+      service?.release(logger: logger)
+      return .handedOver(report)
+    }
+    // Let the backup acknowledge the end, so it can finish its replay.
+    waitFor(seconds: 5) { channel.status.unacknowledgedBytes == 0 || !channel.status.connected }
     let status = channel.status
     logger.info(
       "replication: log_bytes=\(status.bytesLogged) log_records=\(status.recordsLogged) lag_p50_us=\(status.lagP50 / 1000) lag_p99_us=\(status.lagP99 / 1000) lag_max_us=\(status.lagMaximum / 1000) acknowledged=\(status.acknowledged)"
     )
-    switch outcome.withLock({ $0 }) {
-    case .success(let report): return report
-    case .failure(let error): throw error
-    case nil: throw MachineSetupError("the vCPU thread ended without a result")
+    markPoweredOff()
+    service?.release(logger: logger)
+    return .stopped(report)
+  }
+
+  /// Waits (bounded) until `done` holds.
+  func waitFor(seconds: UInt64, _ done: () -> Bool) {
+    let end = ClockReading.monotonicNanoseconds() + seconds * 1_000_000_000
+    while !done() && ClockReading.monotonicNanoseconds() < end {
+      Wakeup.sleep(milliseconds: 5)
     }
   }
 
-  /// Accepts backups one at a time, checks their handshake, and streams the
-  /// log to each until it goes away.
-  static func acceptBackups(
-    listener: TLSListener, channel: LogChannel, header: LogHeader, attached: borrowing Atomic<Bool>, logger: Logger
-  ) {
-    while true {
-      let stream: TLSStream
+  // MARK: The arbiter
+
+  /// Claims the VM at the arbiter before it starts: allowed when the VM is
+  /// new, was last held by this node, or was powered off (its record has no
+  /// replication address). Waits while the arbiter is unreachable.
+  func claim(_ arbiter: ArbiterClient) throws -> UInt64 {
+    var failures = 0
+    while !control.stopRequested {
+      let record: ArbiterRecord
       do {
-        guard let accepted = try listener.accept(timeout: .milliseconds(500)) else {
-          if listener.isClosed { return }
-          continue
-        }
-        stream = accepted
+        record = try arbiter.query(vm: configuration.name)
       } catch {
-        if listener.isClosed { return }
-        logger.warning("a connection to the logging channel was refused: \(error)")
+        if failures % 50 == 0 { logger.warning("\(error.message); waiting for the arbiter before starting the VM") }
+        failures += 1
+        Wakeup.sleep(milliseconds: 200)
         continue
       }
-      do {
-        try stream.setTimeout(.seconds(5))
-        var reader = ChannelReader(stream: stream)
-        guard case .hello(let theirs, let resumeFrom) = try reader.readControl() else {
-          throw LogDecodingError("\(stream.peerDescription) did not say hello")
-        }
-        if let reason = handshakeMismatch(ours: header, theirs: theirs) {
-          var refusal: [UInt8] = []
-          ChannelMessage.refuse(reason: reason).encode(into: &refusal)
-          try? stream.write(refusal)
-          stream.close()
-          logger.error("refused backup \(stream.peerDescription): \(reason)")
-          continue
-        }
-        guard channel.canResume(from: resumeFrom) else {
-          var refusal: [UInt8] = []
-          ChannelMessage.refuse(
-            reason: "the log before exit \(resumeFrom) is no longer held here; a new backup must join by cloning"
-          ).encode(into: &refusal)
-          try? stream.write(refusal)
-          stream.close()
-          continue
-        }
-        var welcome: [UInt8] = []
-        ChannelMessage.welcome(header: header, startsAt: resumeFrom).encode(into: &welcome)
-        try stream.write(welcome)
-        logger.info("backup attached", metadata: ["backup": "\(stream.peerDescription)", "from": "\(resumeFrom)"])
-        attached.store(true, ordering: .releasing)
-        let reason = channel.serve(stream, from: resumeFrom)
-        stream.close()
-        logger.warning(
-          "backup lost; output is held until it reconnects",
-          metadata: ["backup": "\(stream.peerDescription)", "reason": "\(reason)"])
-      } catch {
-        stream.close()
-        logger.warning("backup handshake failed: \(error)")
+      if record.generation > 0 && record.holder != arbiter.localName && !record.replicationAddress.isEmpty {
+        throw MachineSetupError(
+          "VM '\(configuration.name)' is live on \(record.holder ?? "another node") (generation \(record.generation), "
+            + "replicating on \(record.replicationAddress)): this node cannot start it as its primary. Stop it there "
+            + "first (`lockstep poweroff --vm \(configuration.name)`), or start this node as its backup")
+      }
+      let outcome = arbiter.testAndSetRetrying(
+        vm: configuration.name, expectedGeneration: record.generation, serviceAddress: serviceText,
+        replicationAddress: replication.description, logger: logger
+      ) { !control.stopRequested }
+      switch outcome {
+      case .granted(let granted)?:
+        logger.info("claimed the VM at the arbiter", metadata: ["generation": "\(granted.generation)"])
+        return granted.generation
+      case .lost(let current)?:
+        logger.warning("another node claimed the VM first (\(current)); checking again")
+      case nil:
+        break
+      }
+    }
+    throw MachineSetupError("stopped before the arbiter could be reached")
+  }
+
+  /// After a clean stop: records at the arbiter that the VM is off (this
+  /// node, no addresses), so any node may start it again. Best effort.
+  func markPoweredOff() {
+    guard let arbiter else { return }
+    let (generation, halted) = state.withLock { ($0.generation, $0.halted) }
+    guard halted == nil else { return }
+    let deadline = ClockReading.monotonicNanoseconds() + 3_000_000_000
+    let outcome = arbiter.testAndSetRetrying(
+      vm: configuration.name, expectedGeneration: generation, serviceAddress: "", replicationAddress: "",
+      logger: logger
+    ) { ClockReading.monotonicNanoseconds() < deadline }
+    if case .granted(let record)? = outcome {
+      logger.info("recorded the VM as powered off at the arbiter", metadata: ["generation": "\(record.generation)"])
+    }
+  }
+
+  // MARK: Failure detection
+
+  /// The failure detector's thread: when the backup falls silent, asks the
+  /// arbiter whether this node may go on alone.
+  func monitorBackup() {
+    while !state.withLock({ $0.stopping }) {
+      Wakeup.sleep(milliseconds: 10)
+      sampleLogRate()
+      guard let arbiter else { continue }
+      let suspect = state.withLock { state -> Heartbeat? in
+        guard state.attachedOnce, !state.alone, state.halted == nil, state.action == nil,
+          let heartbeat = state.heartbeat, heartbeat.isPeerSuspected()
+        else { return nil }
+        return heartbeat
+      }
+      guard let suspect else { continue }
+      let (generation, backup) = state.withLock { ($0.generation, $0.backupName) }
+      logger.warning(
+        "backup \(backup) silent for \(suspect.detector.silence(now: ClockReading.monotonicNanoseconds()) / 1_000_000) ms; asking the arbiter to go on alone",
+        metadata: ["generation": "\(generation)"])
+      let outcome = arbiter.testAndSetRetrying(
+        vm: configuration.name, expectedGeneration: generation, serviceAddress: serviceText,
+        replicationAddress: replication.description, logger: logger
+      ) { [self] in
+        suspect.isPeerSuspected() && !state.withLock { $0.stopping || $0.action != nil }
+      }
+      switch outcome {
+      case .granted(let record)?:
+        goAlone(record)
+      case .lost(let record)?:
+        halt("the arbiter gave the VM to \(record.holder ?? "another node") at generation \(record.generation)")
+      case nil:
+        logger.info("backup \(backup) heard from again; staying protected")
       }
     }
   }
 
-  /// Why a backup announcing `theirs` cannot replay the execution `ours`
-  /// describes, or nil.
-  static func handshakeMismatch(ours: LogHeader, theirs: LogHeader) -> String? {
-    if theirs.format != ours.format {
-      return "log format version \(theirs.format) is not this primary's \(ours.format)"
+  /// Won the arbiter after losing the backup: run on unprotected.
+  func goAlone(_ record: ArbiterRecord) {
+    let (session, heartbeat) = state.withLock { state in
+      state.generation = record.generation
+      state.alone = true
+      defer {
+        state.session = nil
+        state.heartbeat = nil
+      }
+      return (state.session, state.heartbeat)
     }
-    if theirs.vm != ours.vm { return "the backup is for VM '\(theirs.vm)', this primary runs '\(ours.vm)'" }
-    if theirs.imageDigest != ours.imageDigest {
+    onHeartbeatChange(nil)
+    channel.goAlone()
+    gate.acknowledge(upTo: .max)
+    session?.stream.close()
+    heartbeat?.stop()
+    logger.warning(
+      "running ALONE (unprotected): won generation \(record.generation) at the arbiter after losing the backup; held output released"
+    )
+  }
+
+  /// Lost the arbiter: release nothing more, stop the guest.
+  func halt(_ reason: String) {
+    state.withLock { $0.halted = reason }
+    gate.shut()
+    channel.close()
+    logger.error("halting: \(reason); this node releases nothing more")
+    control.requestStop()
+  }
+
+  func sampleLogRate() {
+    let now = ClockReading.monotonicNanoseconds()
+    let bytes = channel.status.bytesLogged
+    state.withLock { state in
+      let elapsed = now - state.rateSample.time
+      guard elapsed >= 1_000_000_000 else { return }
+      state.logRate = (bytes - min(bytes, state.rateSample.bytes)) * 1_000_000_000 / elapsed
+      state.rateSample = (now, bytes)
+    }
+  }
+
+  // MARK: Handover (`lockstep failover`)
+
+  /// The guest stopped at `exits` for a handover: once the backup holds the
+  /// whole log, tell it to take over, and wait (bounded) until it has.
+  func handOver(at exits: UInt64) {
+    waitFor(seconds: 5) { channel.isFullyAcknowledged || !channel.status.connected }
+    guard channel.status.connected else {
+      logger.error("the backup went away during the handover; it takes over when it notices the silence")
       return
-        "the backup runs a different guest image (hash \(String(theirs.imageDigest, radix: 16)), the primary's is \(String(ours.imageDigest, radix: 16)))"
     }
-    if theirs.cpuidFingerprint != ours.cpuidFingerprint { return "the backup presents a different CPUID table" }
-    return nil
+    channel.sendHandover(exits: exits)
+    logger.info("handed the VM over to the backup at exit \(exits); waiting for it to take over")
+    waitFor(seconds: 5) { !channel.status.connected }
   }
 }

@@ -1,15 +1,27 @@
 /// The control messages of the logging channel (docs/protocol.md), framed
 /// like log records (types 16 and up) on the same TLS stream.
 public enum ChannelMessage: Sendable, Equatable {
-  /// Backup → primary, first: who I am and from where I need the log.
-  case hello(header: LogHeader, resumeFrom: UInt64)
-  /// Primary → backup: accepted; the log follows from `startsAt`.
-  case welcome(header: LogHeader, startsAt: UInt64)
+  /// Backup → primary, first: who I am, from where I need the log, and the
+  /// UDP port my heartbeats are received on (0: none).
+  case hello(header: LogHeader, resumeFrom: UInt64, heartbeatPort: UInt16)
+  /// Primary → backup: accepted; the log follows from `startsAt`; the
+  /// primary holds the VM at the arbiter's `generation` (0: no arbiter).
+  case welcome(header: LogHeader, startsAt: UInt64, generation: UInt64)
   /// Primary → backup: refused, and why; the connection closes.
   case refuse(reason: String)
   /// Backup → primary: I hold the log of every exit before `received`,
   /// and have replayed every exit before `replayed`.
   case ack(received: UInt64, replayed: UInt64)
+  /// Primary → backup: the primary stopped before exit `exits` and the
+  /// log up to there is complete; take over now (`lockstep failover`).
+  case handover(exits: UInt64)
+  /// Operator → primary, first: report your status.
+  case statusRequest
+  /// Primary → operator: the status.
+  case status(NodeStatus)
+  /// Operator → primary, first: do this (answered with a status or a
+  /// refusal).
+  case command(OperatorCommand)
 
   var type: UInt8 {
     switch self {
@@ -17,6 +29,10 @@ public enum ChannelMessage: Sendable, Equatable {
     case .welcome: 17
     case .refuse: 18
     case .ack: 19
+    case .handover: 20
+    case .statusRequest: 21
+    case .status: 22
+    case .command: 23
     }
   }
 
@@ -24,17 +40,27 @@ public enum ChannelMessage: Sendable, Equatable {
   public func encode(into buffer: inout [UInt8]) {
     var body: [UInt8] = []
     switch self {
-    case .hello(let header, let resumeFrom):
+    case .hello(let header, let resumeFrom, let heartbeatPort):
       LogFrame.encode(.header(header), into: &body)
       body.append(littleEndian: resumeFrom)
-    case .welcome(let header, let startsAt):
+      body.append(littleEndian: heartbeatPort)
+    case .welcome(let header, let startsAt, let generation):
       LogFrame.encode(.header(header), into: &body)
       body.append(littleEndian: startsAt)
+      body.append(littleEndian: generation)
     case .refuse(let reason):
       body.appendString(reason)
     case .ack(let received, let replayed):
       body.append(littleEndian: received)
       body.append(littleEndian: replayed)
+    case .handover(let exits):
+      body.append(littleEndian: exits)
+    case .statusRequest:
+      break
+    case .status(let status):
+      status.encode(into: &body)
+    case .command(let command):
+      body.append(command.rawValue)
     }
     LogFrame.frame(type: type, body: body, into: &buffer)
   }
@@ -52,14 +78,31 @@ public enum ChannelMessage: Sendable, Equatable {
       }
       var tail = ByteReader(Array(rest[size...]))
       let position64 = try tail.read(UInt64.self, "handshake.position")
+      if type == 16 {
+        let port = try tail.read(UInt16.self, "hello.heartbeatPort")
+        try tail.expectEnd("handshake at byte \(position)")
+        return .hello(header: header, resumeFrom: position64, heartbeatPort: port)
+      }
+      let generation = try tail.read(UInt64.self, "welcome.generation")
       try tail.expectEnd("handshake at byte \(position)")
-      return type == 16
-        ? .hello(header: header, resumeFrom: position64) : .welcome(header: header, startsAt: position64)
+      return .welcome(header: header, startsAt: position64, generation: generation)
     case 18:
       message = .refuse(reason: try body.readString("refuse.reason"))
     case 19:
       message = .ack(
         received: try body.read(UInt64.self, "ack.received"), replayed: try body.read(UInt64.self, "ack.replayed"))
+    case 20:
+      message = .handover(exits: try body.read(UInt64.self, "handover.exits"))
+    case 21:
+      message = .statusRequest
+    case 22:
+      message = .status(try NodeStatus.decode(from: &body))
+    case 23:
+      let raw = try body.read(UInt8.self, "command")
+      guard let command = OperatorCommand(rawValue: raw) else {
+        throw LogDecodingError("message at byte \(position): unknown operator command \(raw)")
+      }
+      message = .command(command)
     default:
       throw LogDecodingError("message at byte \(position): unknown type \(type)")
     }

@@ -31,6 +31,8 @@ public final class NetworkService: NetworkPort {
     var resume: [UInt32] = []
     var outbox: [(UInt32, [UInt8]?)] = []
     var stopping = false
+    /// The first id the reactor gives a new connection.
+    var firstConnection: UInt32 = 1
   }
 
   private let shared = Mutex(Shared())
@@ -66,10 +68,25 @@ public final class NetworkService: NetworkPort {
     _ = try systemCall("epoll_ctl(wakeup)") { lslinux_epoll_add(epollFD, wakeupFD, lslinux_EPOLLIN, Self.wakeupToken) }
   }
 
+  /// Takes over a guest whose connection table came from another host
+  /// (a backup going live): the guest is told that each of `connections`
+  /// closed (their clients' TCP connections ended with the old primary),
+  /// and new connections get ids above `highest`, so none is reused. Call
+  /// before ``start()``.
+  public func adopt(openConnections connections: Set<UInt32>, highest: UInt32) {
+    shared.withLock { state in
+      for connection in connections.sorted() { state.inbox.append(.closed(connection: connection)) }
+      state.firstConnection = max(state.firstConnection, highest &+ 1)
+    }
+    machineWakeup.signal()
+  }
+
   /// Starts the reactor thread.
   public func start() throws(SystemError) {
+    let first = shared.withLock { $0.firstConnection }
     let reactor = try NamedThread(name: "net-reactor") { [self] in
       var state = ReactorState()
+      state.nextConnection = first
       runReactor(&state)
     }
     thread.withLock { $0 = reactor }

@@ -28,6 +28,7 @@ enum TCPSocket {
     }
     defer { freeaddrinfo(results) }
     var reason = "no address"
+    var refused = false
     var cursor = results
     while let entry = cursor {
       cursor = entry.pointee.ai_next
@@ -39,6 +40,7 @@ enum TCPSocket {
       }
       if let failure = finishConnect(fd, entry.pointee.ai_addr, entry.pointee.ai_addrlen, deadline: deadline) {
         Glibc.close(fd)
+        refused = failure == CredentialFiles.reason(ECONNREFUSED)
         reason = failure
         continue
       }
@@ -49,7 +51,7 @@ enum TCPSocket {
       }
       return fd
     }
-    let code: TLSError.Code = reason == "timed out" ? .timedOut : .connect
+    let code: TLSError.Code = reason == "timed out" ? .timedOut : refused ? .refused : .connect
     throw TLSError(code, "cannot connect to \(target): \(reason)")
   }
 

@@ -12,6 +12,9 @@ public struct TLSError: Error, CustomStringConvertible, Sendable, Equatable {
     public static let configuration = Code("configuration")
     /// The TCP connection could not be made.
     public static let connect = Code("connect")
+    /// The TCP connection was refused: the host answered that nothing
+    /// listens on that port (the peer process is gone).
+    public static let refused = Code("connection refused")
     /// The listener could not be made or has failed.
     public static let listen = Code("listen")
     /// The handshake failed: a certificate was refused, or the peer does

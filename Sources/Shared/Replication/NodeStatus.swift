@@ -1,0 +1,88 @@
+/// What a running primary reports to `lockstep status` (docs/protocol.md,
+/// message 22): its role and generation, whether a backup protects it, and
+/// how the logging channel is doing.
+public struct NodeStatus: Sendable, Equatable {
+  /// The reporting node's name.
+  public var node: String
+  /// `primary` (with a backup attached), `primary-alone` (went on alone
+  /// after losing its backup, or waiting for the first one), `stopping`.
+  public var role: String
+  /// The generation this node holds at the arbiter (0 without an arbiter).
+  public var generation: UInt64
+  /// Whether a backup is attached and output waits for it.
+  public var protected: Bool
+  /// The attached backup's node name (empty when none).
+  public var backup: String
+  /// Where the VM serves clients (empty when it does not).
+  public var serviceAddress: String
+  /// How far the backup's execution lags, ns.
+  public var lagNanoseconds: UInt64
+  /// Outputs held by the Output Rule now, and their bytes.
+  public var heldOutputs: UInt64
+  public var heldBytes: UInt64
+  /// Log bytes and records since the start, and bytes per second lately.
+  public var logBytes: UInt64
+  public var logRecords: UInt64
+  public var logBytesPerSecond: UInt64
+  /// Milliseconds since the backup's last heartbeat (`UInt64.max`: never).
+  public var lastHeartbeatMilliseconds: UInt64
+  /// The log position the backup has acknowledged.
+  public var acknowledged: UInt64
+
+  /// Creates a status.
+  public init(
+    node: String, role: String, generation: UInt64, protected: Bool, backup: String, serviceAddress: String,
+    lagNanoseconds: UInt64 = 0, heldOutputs: UInt64 = 0, heldBytes: UInt64 = 0, logBytes: UInt64 = 0,
+    logRecords: UInt64 = 0, logBytesPerSecond: UInt64 = 0, lastHeartbeatMilliseconds: UInt64 = .max,
+    acknowledged: UInt64 = 0
+  ) {
+    self.node = node
+    self.role = role
+    self.generation = generation
+    self.protected = protected
+    self.backup = backup
+    self.serviceAddress = serviceAddress
+    self.lagNanoseconds = lagNanoseconds
+    self.heldOutputs = heldOutputs
+    self.heldBytes = heldBytes
+    self.logBytes = logBytes
+    self.logRecords = logRecords
+    self.logBytesPerSecond = logBytesPerSecond
+    self.lastHeartbeatMilliseconds = lastHeartbeatMilliseconds
+    self.acknowledged = acknowledged
+  }
+
+  func encode(into body: inout [UInt8]) {
+    body.appendString(node)
+    body.appendString(role)
+    body.append(littleEndian: generation)
+    body.append(protected ? 1 : 0)
+    body.appendString(backup)
+    body.appendString(serviceAddress)
+    for value in [
+      lagNanoseconds, heldOutputs, heldBytes, logBytes, logRecords, logBytesPerSecond, lastHeartbeatMilliseconds,
+      acknowledged,
+    ] {
+      body.append(littleEndian: value)
+    }
+  }
+
+  static func decode(from body: inout ByteReader) throws(LogDecodingError) -> NodeStatus {
+    let node = try body.readString("status.node")
+    let role = try body.readString("status.role")
+    let generation = try body.read(UInt64.self, "status.generation")
+    let flag = try body.read(UInt8.self, "status.protected")
+    guard flag <= 1 else { throw LogDecodingError("status.protected: \(flag) is neither 0 nor 1") }
+    let backup = try body.readString("status.backup")
+    let service = try body.readString("status.service")
+    var values: [UInt64] = []
+    for name in ["lag", "held", "heldBytes", "logBytes", "logRecords", "logRate", "heartbeat", "acknowledged"] {
+      values.append(try body.read(UInt64.self, "status.\(name)"))
+    }
+    return NodeStatus(
+      node: node, role: role, generation: generation, protected: flag == 1, backup: backup, serviceAddress: service,
+      lagNanoseconds: values[0], heldOutputs: values[1], heldBytes: values[2], logBytes: values[3],
+      logRecords: values[4], logBytesPerSecond: values[5], lastHeartbeatMilliseconds: values[6],
+      acknowledged: values[7])
+  }
+}
