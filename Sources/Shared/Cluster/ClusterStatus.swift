@@ -97,6 +97,10 @@ public struct ClusterStatus: Sendable {
         ("log_bytes_per_second", "\(node.logBytesPerSecond)"),
         ("last_heartbeat_ms", node.lastHeartbeatMilliseconds == .max ? "null" : "\(node.lastHeartbeatMilliseconds)"),
         ("acknowledged", "\(node.acknowledged)"),
+        ("heartbeats_received", "\(node.heartbeatsReceived)"),
+        ("heartbeats_forged", "\(node.heartbeatsForged)"),
+        ("heartbeats_replayed", "\(node.heartbeatsReplayed)"),
+        ("heartbeats_malformed", "\(node.heartbeatsMalformed)"),
       ]
     }
     if let nodeError { fields.append(("error", Self.quote(nodeError))) }
@@ -125,7 +129,9 @@ public struct ClusterStatus: Sendable {
     lines.append("  held:       \(node.heldOutputs) outputs, \(node.heldBytes) bytes")
     lines.append("  log:        \(node.logBytes) bytes, \(node.logRecords) records, \(node.logBytesPerSecond) B/s")
     lines.append(
-      "  heartbeat:  \(node.lastHeartbeatMilliseconds == .max ? "never" : "\(node.lastHeartbeatMilliseconds) ms ago")")
+      "  heartbeat:  \(node.lastHeartbeatMilliseconds == .max ? "never" : "\(node.lastHeartbeatMilliseconds) ms ago")"
+        + " (\(node.heartbeatsReceived) received; refused: \(node.heartbeatsForged) forged, "
+        + "\(node.heartbeatsReplayed) replayed, \(node.heartbeatsMalformed) malformed)")
     return lines.joined(separator: "\n")
   }
 

@@ -33,6 +33,23 @@ public struct HeartbeatStatus: Sendable, Equatable {
 
   /// Creates an empty status.
   public init() {}
+
+  /// These counters plus `other`'s (the last contact is `other`'s when it
+  /// has one).
+  public func adding(_ other: HeartbeatStatus?) -> HeartbeatStatus {
+    guard let other else { return self }
+    var sum = self
+    sum.sent += other.sent
+    sum.sendFailures += other.sendFailures
+    sum.received += other.received
+    sum.rejectedForged += other.rejectedForged
+    sum.rejectedReplayed += other.rejectedReplayed
+    sum.rejectedMalformed += other.rejectedMalformed
+    sum.rejectedForeign += other.rejectedForeign
+    sum.lastHeard = other.lastHeard ?? lastHeard
+    sum.lastPacket = other.lastPacket ?? lastPacket
+    return sum
+  }
 }
 
 /// UDP heartbeats with the peer VMM: sends one every interval to the peer

@@ -28,6 +28,12 @@ public struct NodeStatus: Sendable, Equatable {
   public var lastHeartbeatMilliseconds: UInt64
   /// The log position the backup has acknowledged.
   public var acknowledged: UInt64
+  /// Heartbeats accepted, and refused as forged (bad MAC), replayed (old
+  /// sequence or boot id) or malformed/foreign.
+  public var heartbeatsReceived: UInt64 = 0
+  public var heartbeatsForged: UInt64 = 0
+  public var heartbeatsReplayed: UInt64 = 0
+  public var heartbeatsMalformed: UInt64 = 0
 
   /// Creates a status.
   public init(
@@ -61,7 +67,7 @@ public struct NodeStatus: Sendable, Equatable {
     body.appendString(serviceAddress)
     for value in [
       lagNanoseconds, heldOutputs, heldBytes, logBytes, logRecords, logBytesPerSecond, lastHeartbeatMilliseconds,
-      acknowledged,
+      acknowledged, heartbeatsReceived, heartbeatsForged, heartbeatsReplayed, heartbeatsMalformed,
     ] {
       body.append(littleEndian: value)
     }
@@ -76,13 +82,21 @@ public struct NodeStatus: Sendable, Equatable {
     let backup = try body.readString("status.backup")
     let service = try body.readString("status.service")
     var values: [UInt64] = []
-    for name in ["lag", "held", "heldBytes", "logBytes", "logRecords", "logRate", "heartbeat", "acknowledged"] {
+    for name in [
+      "lag", "held", "heldBytes", "logBytes", "logRecords", "logRate", "heartbeat", "acknowledged", "hbReceived",
+      "hbForged", "hbReplayed", "hbMalformed",
+    ] {
       values.append(try body.read(UInt64.self, "status.\(name)"))
     }
-    return NodeStatus(
+    var status = NodeStatus(
       node: node, role: role, generation: generation, protected: flag == 1, backup: backup, serviceAddress: service,
       lagNanoseconds: values[0], heldOutputs: values[1], heldBytes: values[2], logBytes: values[3],
       logRecords: values[4], logBytesPerSecond: values[5], lastHeartbeatMilliseconds: values[6],
       acknowledged: values[7])
+    status.heartbeatsReceived = values[8]
+    status.heartbeatsForged = values[9]
+    status.heartbeatsReplayed = values[10]
+    status.heartbeatsMalformed = values[11]
+    return status
   }
 }

@@ -109,6 +109,7 @@ extension ReplicatedPrimary {
     else { return }
     let old = state.withLock { state in
       defer { state.heartbeat = nil }
+      state.heartbeatTotals = state.heartbeatTotals.adding(state.heartbeat?.status)
       return state.heartbeat
     }
     onHeartbeatChange(nil)
@@ -134,12 +135,18 @@ extension ReplicatedPrimary {
         state.halted != nil
         ? "halted" : state.alone ? "primary-alone" : state.attachedOnce ? "primary" : "primary-waiting"
       let heard = state.heartbeat?.lastHeard.map { (now - min(now, $0)) / 1_000_000 } ?? .max
-      return NodeStatus(
+      let beats = state.heartbeatTotals.adding(state.heartbeat?.status)
+      var status = NodeStatus(
         node: credentials.identity.name, role: role, generation: state.generation,
         protected: attached && !state.alone && state.halted == nil, backup: attached ? state.backupName : "",
         serviceAddress: serviceText, lagNanoseconds: channelStatus.lagNanoseconds, heldOutputs: UInt64(held.count),
         heldBytes: UInt64(held.bytes), logBytes: channelStatus.bytesLogged, logRecords: channelStatus.recordsLogged,
         logBytesPerSecond: state.logRate, lastHeartbeatMilliseconds: heard, acknowledged: channelStatus.acknowledged)
+      status.heartbeatsReceived = beats.received
+      status.heartbeatsForged = beats.rejectedForged
+      status.heartbeatsReplayed = beats.rejectedReplayed
+      status.heartbeatsMalformed = beats.rejectedMalformed + beats.rejectedForeign
+      return status
     }
   }
 

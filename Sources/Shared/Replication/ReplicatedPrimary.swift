@@ -36,6 +36,8 @@ public final class ReplicatedPrimary: Sendable {
     var attachedOnce = false
     var session: Session?
     var heartbeat: Heartbeat?
+    /// Counters of heartbeat endpoints already replaced.
+    var heartbeatTotals = HeartbeatStatus()
     var stopping = false
     var rateSample: (time: UInt64, bytes: UInt64) = (0, 0)
     var logRate: UInt64 = 0
@@ -299,6 +301,7 @@ public final class ReplicatedPrimary: Sendable {
     let (session, heartbeat) = state.withLock { state in
       state.generation = record.generation
       state.alone = true
+      state.heartbeatTotals = state.heartbeatTotals.adding(state.heartbeat?.status)
       defer {
         state.session = nil
         state.heartbeat = nil
