@@ -9,6 +9,7 @@ BIN=${BIN:-.build/release}
 PORT=${LOCKSTEP_DEMO_PORT:-7379}
 REPLICATION=${LOCKSTEP_DEMO_REPLICATION_PORT:-7380}
 ARBITER=${LOCKSTEP_DEMO_ARBITER_PORT:-7381}
+BACKUP_REPLICATION=${LOCKSTEP_DEMO_BACKUP_REPLICATION_PORT:-7382}
 [ -x "$BIN/primary-vmm" ] || { echo "run 'make build' first" >&2; exit 1; }
 [ -r /dev/kvm ] || { echo "error: /dev/kvm is not usable here; Lockstep needs KVM" >&2; exit 1; }
 bash scripts/install-deps.sh redis-tools >/dev/null
@@ -44,7 +45,7 @@ pids+=($!)
 primary=$!
 wait_for "$work/primary.log" "waiting for a backup"
 "$BIN/backup-vmm" --vm demo --guest Guest/build/kvstore.elf --arbiter "127.0.0.1:$ARBITER" \
-  --serve "127.0.0.1:$PORT" --tls-dir "$work/certs/node-b" --disk "$work/b.img" >"$work/backup.log" 2>&1 &
+  --serve "127.0.0.1:$PORT" --replication "127.0.0.1:$BACKUP_REPLICATION" --tls-dir "$work/certs/node-b" --disk "$work/b.img" >"$work/backup.log" 2>&1 &
 pids+=($!)
 backup=$!
 wait_for "$work/primary.log" "kvstore ready"
@@ -84,9 +85,10 @@ cli LRANGE queue 0 -1
 cli HGETALL user:1
 cli INCR visits
 
-say "6. Power the VM off (lockstep poweroff needs a reachable primary: the new one answers SIGTERM)"
-kill -TERM "$backup"
+say "6. lockstep poweroff: the new primary stops and records the VM as off at the arbiter"
+"$BIN/lockstep" poweroff --arbiter "127.0.0.1:$ARBITER" --vm demo --tls-dir "$work/certs/operator"
 wait "$backup" || true
+status
 grep -hoE "VM stopped after going live.*" "$work/backup.log" | cut -c1-150
 kill -TERM "$arbiter"
 echo

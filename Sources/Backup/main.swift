@@ -53,6 +53,13 @@ struct BackupCommand: ParsableCommand {
     if let serve, HostPort(parsing: serve) == nil {
       throw ValidationError("--serve '\(serve)' is not HOST:PORT (example: 127.0.0.1:6380)")
     }
+    if let replication, HostPort(parsing: replication) == nil {
+      throw ValidationError("--replication '\(replication)' is not HOST:PORT (example: 127.0.0.1:7001)")
+    }
+    if failover.arbiter != nil && replication == nil {
+      throw ValidationError(
+        "--arbiter needs --replication HOST:PORT: where this node answers operators (and, later, backups) once live")
+    }
     if serve != nil && failover.arbiter == nil {
       throw ValidationError("--serve is where this backup serves after going live, which needs --arbiter")
     }

@@ -24,6 +24,18 @@ public final class BackupVMM: Sendable {
     /// Why this node halted (it lost the arbiter's test-and-set), if it did.
     public var halted: String?
 
+    /// Creates a report.
+    public init(
+      machine: MachineReport, primaryEnd: LogRecord?, channelEnd: String, wentLive: UInt64? = nil,
+      halted: String? = nil
+    ) {
+      self.machine = machine
+      self.primaryEnd = primaryEnd
+      self.channelEnd = channelEnd
+      self.wentLive = wentLive
+      self.halted = halted
+    }
+
     /// Whether the backup reached the primary's final state exactly.
     public var inSync: Bool {
       guard case .end(let exits, let trace, let memory, _) = primaryEnd else { return false }
@@ -49,6 +61,7 @@ public final class BackupVMM: Sendable {
     var channelEnd = ""
     var finished = false
     var liveAt: UInt64?
+    var operators: (listener: TLSListener, thread: NamedThread)?
   }
 
   let state = Mutex(State())
@@ -63,6 +76,7 @@ public final class BackupVMM: Sendable {
   let arbiter: ArbiterClient?
   let heartbeat: Heartbeat?
   let replicationAddress: String
+  let credentials: NodeCredentials
   let logger: Logger
 
   /// Connects to the primary and replays until its log ends, or until this
@@ -106,7 +120,7 @@ public final class BackupVMM: Sendable {
       control: control, service: service, settings: failover,
       arbiter: try failover.map { settings throws in
         try ArbiterClient(address: settings.arbiter, credentials: credentials, timeout: .seconds(2))
-      }, heartbeat: heartbeat, replicationAddress: replicationAddress, logger: logger)
+      }, heartbeat: heartbeat, replicationAddress: replicationAddress, credentials: credentials, logger: logger)
     backup.state.withLock {
       $0.generation = generation
       $0.current = stream
@@ -120,7 +134,7 @@ public final class BackupVMM: Sendable {
   init(
     vm: String, primary: HostPort, context: TLSContext, identity: LogHeader, source: ChannelLogSource,
     control: MachineControl, service: ServiceAddress?, settings: FailoverSettings?, arbiter: ArbiterClient?,
-    heartbeat: Heartbeat?, replicationAddress: String, logger: Logger
+    heartbeat: Heartbeat?, replicationAddress: String, credentials: NodeCredentials, logger: Logger
   ) {
     self.vm = vm
     self.primary = primary
@@ -133,6 +147,7 @@ public final class BackupVMM: Sendable {
     self.arbiter = arbiter
     self.heartbeat = heartbeat
     self.replicationAddress = replicationAddress
+    self.credentials = credentials
     self.logger = logger
   }
 
@@ -172,17 +187,41 @@ public final class BackupVMM: Sendable {
     receiver.join()
     monitor.join()
     heartbeat?.stop()
+    if let operators = state.withLock({ $0.operators }) {
+      operators.listener.close()
+      operators.thread.join()
+    }
+    service?.release(logger: logger)
     guard let result = outcome.withLock({ $0 }) else {
       throw MachineSetupError("the backup's vCPU thread ended without a result")
     }
     let machine = try result.get()
-    return state.withLock { state in
-      var halted: String?
-      if case .lost(let reason) = state.decision { halted = reason }
-      return Report(
-        machine: machine, primaryEnd: state.lastEnd, channelEnd: state.channelEnd,
-        wentLive: state.liveAt == nil ? nil : { if case .won(let g) = state.decision { g } else { nil } }(),
-        halted: halted)
+    let (decision, liveAt, lastEnd, channelEnd) = state.withLock {
+      ($0.decision, $0.liveAt, $0.lastEnd, $0.channelEnd)
+    }
+    var report = Report(machine: machine, primaryEnd: lastEnd, channelEnd: channelEnd)
+    switch decision {
+    case .won(let generation) where liveAt != nil:
+      report.wentLive = generation
+      markPoweredOff(generation: generation)
+    case .lost(let reason):
+      report.halted = reason
+    default:
+      break
+    }
+    return report
+  }
+
+  /// A live node whose guest stopped records at the arbiter that the VM is
+  /// off (no addresses), so any node may start it again. Best effort.
+  func markPoweredOff(generation: UInt64) {
+    guard let arbiter else { return }
+    let deadline = ClockReading.monotonicNanoseconds() + 3_000_000_000
+    let outcome = arbiter.testAndSetRetrying(
+      vm: vm, expectedGeneration: generation, serviceAddress: "", replicationAddress: "", logger: logger
+    ) { ClockReading.monotonicNanoseconds() < deadline }
+    if case .granted(let record)? = outcome {
+      logger.info("recorded the VM as powered off at the arbiter", metadata: ["generation": "\(record.generation)"])
     }
   }
 
@@ -207,6 +246,7 @@ public final class BackupVMM: Sendable {
       }
     }
     state.withLock { $0.liveAt = point.sequence }
+    startOperatorListener(generation: generation)
     logger.notice(
       "LIVE: this node is the primary now (unprotected)",
       metadata: [
