@@ -206,8 +206,10 @@ public final class ReplicatedPrimary: Sendable {
   // MARK: The arbiter
 
   /// Claims the VM at the arbiter before it starts: allowed when the VM is
-  /// new, was last held by this node, or was powered off (its record has no
-  /// replication address). Waits while the arbiter is unreachable.
+  /// new or was powered off (its record has no replication address). A VM
+  /// held by a node, even this one, may still run there or be about to go
+  /// live on its backup (with acknowledged writes this node's disk lacks):
+  /// refused. Waits while the arbiter is unreachable.
   func claim(_ arbiter: ArbiterClient) throws -> UInt64 {
     var failures = 0
     while !control.stopRequested {
@@ -220,11 +222,14 @@ public final class ReplicatedPrimary: Sendable {
         Wakeup.sleep(milliseconds: 200)
         continue
       }
-      if record.generation > 0 && record.holder != arbiter.localName && !record.replicationAddress.isEmpty {
+      if record.generation > 0 && !record.replicationAddress.isEmpty {
+        let holder = record.holder == arbiter.localName ? "this node, which did not stop cleanly" : record.holder
         throw MachineSetupError(
-          "VM '\(configuration.name)' is live on \(record.holder ?? "another node") (generation \(record.generation), "
-            + "replicating on \(record.replicationAddress)): this node cannot start it as its primary. Stop it there "
-            + "first (`lockstep poweroff --vm \(configuration.name)`), or start this node as its backup")
+          "VM '\(configuration.name)' is held by \(holder ?? "another node") at generation \(record.generation) "
+            + "(replicating on \(record.replicationAddress)): it may still run there, or its backup may be going live "
+            + "with writes this node lacks, so this node will not start it as primary. Stop it first (`lockstep "
+            + "poweroff --vm \(configuration.name)`); if no node runs it any more, see docs/arbiter.md, "
+            + "\"Starting a VM\"")
       }
       let outcome = arbiter.testAndSetRetrying(
         vm: configuration.name, expectedGeneration: record.generation, serviceAddress: serviceText,

@@ -22,8 +22,8 @@ set -u
 cd "$(dirname "$0")/../../.."
 root=$PWD
 [ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces, nft)"; exit 1; }
-bash scripts/install-deps.sh redis-tools nftables iputils-arping iproute2 >/dev/null ||
-  { echo "cannot install redis-tools nftables iputils-arping iproute2"; exit 1; }
+bash scripts/install-deps.sh redis-tools nftables iputils-arping iputils-ping iproute2 >/dev/null ||
+  { echo "cannot install redis-tools nftables iputils-arping iputils-ping iproute2"; exit 1; }
 make -s -C Guest all >/dev/null || { echo "guest build failed"; exit 1; }
 BIN=${BIN:-.build/debug}
 [ -x "$BIN/primary-vmm" ] && [ -x "$BIN/backup-vmm" ] && [ -x "$BIN/arbiter" ] && [ -x "$BIN/lockstep" ] ||
@@ -47,7 +47,7 @@ cleanup() {
   done
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
   for ns in "${namespaces[@]:-}"; do [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null; done
-  rm -rf "$work"
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -157,7 +157,7 @@ start_pair() {
 }
 stop_pair() {
   for pid in $pa $pb; do kill -9 "$pid" 2>/dev/null; done
-  for pid in $pa $pb; do wait_exit "$pid" 10; done
+  for pid in $pa $pb; do wait_exit "$pid" 10 && wait "$pid" 2>/dev/null; done
   heal
 }
 
@@ -307,7 +307,7 @@ check "VIP: $VIP is on a, not on b" $? "a: $(in_ns "$NS_A" ip -o -4 address show
 [ "$(cli "$VIP" SET before on-a)" = OK ]
 check "VIP: the client writes on $VIP:6379 (served by a)" $? "$(cli "$VIP" PING)"
 kill -9 "$pa"
-wait_exit "$pa" 10
+wait_exit "$pa" 10 && wait "$pa" 2>/dev/null
 wait_for "$out_b" "LIVE: this node is the primary now" 20
 check "VIP: after kill -9 of the primary, b goes live" $? "b: $(last_lines "$out_b" 6)"
 in_ns "$NS_B" ip -o address show dev eth0 | grep -q "inet $VIP/"
@@ -317,6 +317,15 @@ for _ in $(seq 20); do got=$(cli "$VIP" GET before); [ "$got" = on-a ] && break;
 [ "$got" = on-a ] && [ "$(cli "$VIP" SET after on-b)" = OK ]
 check "VIP: the client reaches $VIP:6379 served by b (earlier write intact)" $? \
   "got '$got'; client neighbours: $(in_ns "$NS_C" ip neigh show "$VIP" | paste -sd' ')"
+if [ -n "${DIAG:-}" ]; then
+  echo "DIAG a addrs: $(in_ns "$NS_A" ip -o -4 address show dev eth0 | awk '{print $4}' | paste -sd' ')"
+  echo "DIAG client neigh: $(in_ns "$NS_C" ip neigh show | paste -sd' ')"
+  echo "DIAG a mac: $(in_ns "$NS_A" cat /sys/class/net/eth0/address) b mac: $(in_ns "$NS_B" cat /sys/class/net/eth0/address)"
+  for i in 1 2 3 4 5; do
+    in_ns "$NS_C" ip neigh flush all
+    echo "DIAG after flush $i: $(cli "$VIP" GET before) neigh $(in_ns "$NS_C" ip neigh show "$VIP" | paste -sd' ')"
+  done
+fi
 stop_pair
 
 echo "partition winners: ${winners[*]}"

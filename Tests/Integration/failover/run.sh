@@ -1,0 +1,495 @@
+#!/usr/bin/env bash
+# Tests/Integration/failover/run.sh — failover with real processes and
+# SIGKILL on loopback: an arbiter, a primary-vmm and a backup-vmm running
+# the kvstore guest, clients speaking RESP.
+#  1. kill -9 the primary under a write load: the backup goes live on the
+#     same service address and every acknowledged write is readable there;
+#  2. kill -9 the backup: the primary goes on alone, writes keep succeeding;
+#  3. kill -9 and restart the arbiter: its records (generation, holder) stay;
+#  4. forged, replayed and malformed UDP heartbeats sent to the primary are
+#     refused and counted, and the primary stays protected;
+#  5. `lockstep failover` hands the VM to the backup with its data;
+#  6. `lockstep poweroff` stops both nodes (exit 0), no failover;
+#  7. with the arbiter down, a primary that lost its backup neither goes on
+#     alone nor releases output; once the arbiter is back it does both.
+# Each test gets a fresh cluster (its own arbiter and state dir) except 3
+# (continues 2) and 5 (continues 4). Random free ports on 127.0.0.1; every
+# wait bounded; a trap kills every process started. Prints "N passed, M
+# failed"; KEEP=1 keeps the work dir.
+set -u
+cd "$(dirname "$0")/../../.."
+bash scripts/install-deps.sh redis-tools >/dev/null || { echo "cannot install redis-tools"; exit 1; }
+make -s -C Guest all >/dev/null || { echo "guest build failed"; exit 1; }
+BIN=${BIN:-.build/debug}
+for tool in primary-vmm backup-vmm arbiter lockstep; do [ -x "$BIN/$tool" ] || BIN=.build/release; done
+GUEST=Guest/build/kvstore.elf
+work=$(mktemp -d /tmp/lockstep-failover-test.XXXXXX)
+pids=()
+passed=0
+failed=0
+cleanup() {
+  for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
+  if [ "${KEEP:-0}" = 1 ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+check() { # name condition-exit-status detail
+  if [ "$2" -eq 0 ]; then
+    passed=$((passed + 1)); echo "ok   $1"
+  else
+    failed=$((failed + 1)); echo "FAIL $1: $3"
+  fi
+}
+info() { echo "     $*"; }
+# A port free for TCP and UDP on 127.0.0.1 (the primary receives heartbeats
+# on the UDP port of its replication address).
+port() {
+  python3 - <<'PY'
+import socket
+for _ in range(100):
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        u.close(); t.close()
+    print(p); break
+PY
+}
+wait_for() { # file text seconds
+  for _ in $(seq $(( $3 * 20 ))); do grep -aq -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+wait_exit() { # pid seconds
+  for _ in $(seq $(( $2 * 20 ))); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+  return 1
+}
+tail_of() { tail -n "${2:-4}" "$1" 2>/dev/null | tr '\n' '|'; }
+now() { date +%s.%N; }
+
+"$BIN/lockstep" certs init --dir "$work/certs" --vmms node-a,node-b --arbiter arbiter --operators op >/dev/null \
+  || { echo "lockstep certs init failed"; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+# Python clients. load.py: writes SET key:I I and INCR counter in turn,
+# one at a time, reconnecting and retrying the same command on any error;
+# appends every acknowledged write to ACKS ("set KEY VALUE TIME" / "incr
+# REPLY TIME"); stops at STOPFILE or after LIMIT seconds.
+cat >"$work/load.py" <<'PY'
+import os, socket, sys, time
+port, ackpath, limit, stopfile, prefix = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
+start = time.time()
+acks = open(ackpath, "w", buffering=1)
+sock = reader = None
+op = None
+i = errors = unexpected = 0
+def resp(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a.encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+while time.time() - start < limit and not os.path.exists(stopfile):
+    if sock is None:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+            sock.settimeout(3)
+            reader = sock.makefile("rb")
+        except OSError:
+            sock = None
+            time.sleep(0.02)
+            continue
+    if op is None:
+        i += 1
+        op = ("set", "%s:%d" % (prefix, i), str(i)) if i % 2 else ("incr", prefix + ":counter", "")
+    try:
+        sock.sendall(resp("SET", op[1], op[2]) if op[0] == "set" else resp("INCR", op[1]))
+        line = reader.readline()
+        if not line.endswith(b"\r\n"):
+            raise OSError("connection closed")
+    except OSError:
+        errors += 1
+        try:
+            sock.close()
+        except OSError:
+            pass
+        sock = None
+        continue  # retry the same command on a new connection
+    t = time.time()
+    if op[0] == "set" and line == b"+OK\r\n":
+        acks.write("set %s %s %.6f\n" % (op[1], op[2], t))
+    elif op[0] == "incr" and line.startswith(b":"):
+        acks.write("incr %d %.6f\n" % (int(line[1:]), t))
+    else:
+        unexpected += 1
+        print("unexpected reply %r to %s" % (line, op[0]), file=sys.stderr)
+    op = None
+print("load: %d commands, %d connection errors, %d unexpected replies" % (i, errors, unexpected))
+PY
+# verify.py: reads every acknowledged SET back (pipelined, in batches) and
+# the counter; prints "missing=N wrong=N sets=N incrs=N counter=N maxincr=N".
+cat >"$work/verify.py" <<'PY'
+import socket, sys
+port, ackpath, prefix = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+sets, incrs, maxincr = [], 0, 0
+for line in open(ackpath):
+    f = line.split()
+    if len(f) == 4 and f[0] == "set":
+        sets.append((f[1], f[2]))
+    elif len(f) == 3 and f[0] == "incr":
+        incrs += 1; maxincr = max(maxincr, int(f[1]))
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+r = s.makefile("rb")
+def get(keys):
+    s.sendall(b"".join(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k.encode()) for k in keys))
+    out = []
+    for _ in keys:
+        line = r.readline()
+        if line.startswith(b"$-1"):
+            out.append(None)
+        elif line.startswith(b"$"):
+            out.append(r.read(int(line[1:]) + 2)[:-2].decode())
+        else:
+            raise SystemExit("bad reply %r" % line)
+    return out
+missing = wrong = 0
+for n in range(0, len(sets), 200):
+    batch = sets[n:n + 200]
+    for (k, v), got in zip(batch, get([k for k, _ in batch])):
+        if got is None:
+            missing += 1
+        elif got != v:
+            wrong += 1
+counter = get([prefix + ":counter"])[0]
+print("missing=%d wrong=%d sets=%d incrs=%d counter=%s maxincr=%d" % (missing, wrong, len(sets), incrs, counter or 0, maxincr))
+PY
+# gap.py: the longest time between two acknowledgements after KILLTIME
+# (the first one after the kill included), and the first one's delay.
+cat >"$work/gap.py" <<'PY'
+import sys
+kill = float(sys.argv[2])
+times = sorted(float(l.split()[-1]) for l in open(sys.argv[1]) if l.strip())
+before = [t for t in times if t <= kill]; after = [t for t in times if t > kill]
+first = (after[0] - kill) * 1000 if after else -1
+print("before=%d after=%d first_ms=%.0f" % (len(before), len(after), first))
+PY
+# hb.py PORT KEYFILE VM: sends heartbeats to the primary's UDP port:
+# 5 with a bad MAC (forged), from sender "intruder" one valid packet then 3
+# replays of it or older sequences (replayed), 2 that are not heartbeats
+# (malformed). Prints what it sent.
+cat >"$work/hb.py" <<'PY'
+import hashlib, hmac, os, socket, struct, sys, time
+port, keyfile, vm = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+key = bytes.fromhex(open(keyfile).read().strip())
+assert len(key) == 32, "heartbeat key: 32 bytes expected"
+def packet(sender, boot, seq, generation=1, flags=0, mac_key=key):
+    body = b"LSHB" + bytes([1, flags, len(vm)]) + vm.encode() + bytes([len(sender)]) + sender.encode()
+    body += struct.pack(">QQQQ", generation, boot, seq, time.monotonic_ns())
+    return body + hmac.new(mac_key, body, hashlib.sha256).digest()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def send(p):
+    s.sendto(p, ("127.0.0.1", port)); time.sleep(0.02)
+for n in range(5):  # forged: a MAC under another key, and one with a flipped MAC bit
+    send(packet("node-b", int.from_bytes(os.urandom(8), "big") | 1, n + 1, mac_key=os.urandom(32)))
+boot = int.from_bytes(os.urandom(8), "big") | 1
+send(packet("intruder", boot, 2))     # authentic, fresh: accepted
+send(packet("intruder", boot, 2))     # the same again: replayed
+send(packet("intruder", boot, 1))     # an older sequence: replayed
+send(packet("intruder", boot, 2))     # again: replayed
+send(b"LSHB\x01\x00garbage")           # too short: malformed
+send(os.urandom(90))                   # not a heartbeat: malformed
+print("sent forged=5 replayed=3 malformed=2 accepted=1")
+PY
+# held.py PORT KEY VALUE SECONDS: one SET on one connection; prints the
+# reply and how long it took, or "none" if none came within SECONDS.
+cat >"$work/held.py" <<'PY'
+import socket, sys, time
+port, k, v, limit = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3].encode(), float(sys.argv[4])
+s = socket.create_connection(("127.0.0.1", port), timeout=limit)
+start = time.time()
+s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+reply = b""
+try:
+    while not reply.endswith(b"\r\n"):
+        chunk = s.recv(64)
+        if not chunk:
+            break
+        reply += chunk
+except socket.timeout:
+    pass
+print("%s after %.0f ms" % (reply.decode().strip() or "none", (time.time() - start) * 1000), flush=True)
+PY
+jfield() { # file field -> the JSON value (python repr of None: null)
+  python3 -c 'import json,sys
+try: d = json.load(open(sys.argv[1]))
+except Exception: print("unparsable"); sys.exit()
+v = d.get(sys.argv[2], "absent"); print("null" if v is None else str(v).lower() if isinstance(v, bool) else v)' "$1" "$2"
+}
+status_rc=0
+status() { # -> $work/status.json, $status_rc
+  timeout 20 "$BIN/lockstep" status --arbiter "127.0.0.1:$arb" --vm kv --tls-dir "$work/certs/op" --json \
+    >"$work/status.json" 2>"$work/status.err"
+  status_rc=$?
+}
+status_is() { # field=value ... : every field of $work/status.json has its value
+  local pair
+  for pair in "$@"; do [ "$(jfield "$work/status.json" "${pair%%=*}")" = "${pair#*=}" ] || return 1; done
+}
+status_text() { echo "rc=$status_rc $(cat "$work/status.json" "$work/status.err" 2>/dev/null | tr '\n' ' ')"; }
+
+start_arbiter() { # uses $dir, $arb; appends to $dir/arbiter.out
+  "$BIN/arbiter" --listen "127.0.0.1:$arb" --state-dir "$dir/state" --tls-dir "$work/certs/arbiter" \
+    >>"$dir/arbiter.out" 2>&1 &
+  arbiter=$!; pids+=("$arbiter")
+}
+start_primary() {
+  "$BIN/primary-vmm" --vm kv --guest "$GUEST" --memory 64M --serve "127.0.0.1:$svc" --disk "$dir/a.img" \
+    --disk-size 16M --replication "127.0.0.1:$repa" --tls-dir "$work/certs/node-a" --arbiter "127.0.0.1:$arb" \
+    >"$dir/primary.out" 2>&1 &
+  primary=$!; pids+=("$primary")
+}
+start_backup() {
+  "$BIN/backup-vmm" --vm kv --guest "$GUEST" --tls-dir "$work/certs/node-b" --disk "$dir/b.img" \
+    --serve "127.0.0.1:$svc" --replication "127.0.0.1:$repb" --arbiter "127.0.0.1:$arb" \
+    >"$dir/backup.out" 2>&1 &
+  backup=$!; pids+=("$backup")
+}
+# A fresh cluster NAME: arbiter, primary, backup, up and protected.
+cluster() {
+  dir="$work/$1"; mkdir -p "$dir"
+  arb=$(port); svc=$(port); repa=$(port); repb=$(port)
+  start_arbiter
+  wait_for "$dir/arbiter.out" "listening on" 30 || { echo "     arbiter did not start: $(tail_of "$dir/arbiter.out")"; return 1; }
+  start_primary
+  wait_for "$dir/primary.out" "waiting for a backup" 60 || { echo "     primary did not start: $(tail_of "$dir/primary.out")"; return 1; }
+  start_backup
+  wait_for "$dir/primary.out" "kvstore ready" 60 && wait_for "$dir/backup.out" "attached to the primary" 30 \
+    || { echo "     the backup did not attach: $(tail_of "$dir/primary.out") $(tail_of "$dir/backup.out")"; return 1; }
+}
+cli() { timeout 5 redis-cli -p "$svc" "$@" 2>/dev/null; }
+# COUNT acknowledged SETs of PREFIX:I = vI, one connection each; prints how many were OK.
+sets() {
+  local ok=0 i
+  for i in $(seq "$2"); do [ "$(cli SET "$1:$i" "v$i")" = OK ] && ok=$((ok + 1)); done
+  echo "$ok"
+}
+# How many of COUNT keys PREFIX:I read back as vI (one pipelined connection).
+readable() {
+  local i
+  for i in $(seq "$2"); do printf 'GET %s:%s\n' "$1" "$i"; done \
+    | timeout 10 redis-cli -p "$svc" 2>/dev/null | awk -v p="$1" '$0 == "v" NR { n++ } END { print n + 0 }'
+}
+
+# ------------------------------------------- 1. kill -9 the primary under load
+echo "# 1. kill -9 the primary under a write load"
+if cluster t1; then
+  python3 "$work/load.py" "$svc" "$dir/acks" 60 "$dir/stop" w >"$dir/load.out" 2>&1 &
+  load=$!; pids+=("$load")
+  for _ in $(seq 400); do [ "$(wc -l <"$dir/acks" 2>/dev/null || echo 0)" -ge 300 ] && break; sleep 0.05; done
+  killed_at=$(now)
+  kill -9 "$primary"
+  wait_for "$dir/backup.out" "LIVE: this node is the primary now" 30
+  check "the backup went live after the primary's SIGKILL" $? "$(tail_of "$dir/backup.out" 6)"
+  # Let the load run on the new primary until it has 300 more acknowledgements.
+  base=$(wc -l <"$dir/acks")
+  for _ in $(seq 400); do [ $(( $(wc -l <"$dir/acks") - base )) -ge 300 ] && break; sleep 0.05; done
+  touch "$dir/stop"; wait_exit "$load" 15
+  read -r before after first_ms < <(python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6}')
+  [ "${after:-0}" -ge 100 ]
+  check "writes succeed again on the same service address" $? "$after acknowledged after the kill; $(cat "$dir/load.out")"
+  info "acknowledged writes: $before before the kill, $after after; first write acknowledged ${first_ms} ms after the kill ($(tr -d '\n' <"$dir/load.out"))"
+  v=$(python3 "$work/verify.py" "$svc" "$dir/acks" w 2>&1)
+  unset v_missing v_wrong v_sets v_incrs v_counter v_maxincr
+  eval "$(echo "$v" | grep -oE '[a-z]+=[0-9]+' | sed 's/^/v_/')"
+  [ "${v_missing:-1}" -eq 0 ] && [ "${v_wrong:-1}" -eq 0 ] && [ "${v_sets:-0}" -gt 0 ]
+  check "every acknowledged SET (${v_sets:-?}) is readable with its value from the new primary" $? "$v"
+  [ "${v_counter:-0}" -ge "${v_incrs:-1}" ] && [ "${v_counter:-0}" -ge "${v_maxincr:-1}" ] && [ "${v_incrs:-0}" -gt 0 ]
+  check "the counter (${v_counter:-?}) >= acknowledged INCRs (${v_incrs:-?}) and >= the largest reply seen" $? "$v"
+  status
+  status_is generation=2 primary=node-b
+  check "status: generation 2, primary node-b" $? "$(status_text)"
+else
+  check "cluster for test 1 started" 1 ""
+fi
+kill -9 "${backup:-}" "${arbiter:-}" 2>/dev/null
+
+# ------------------------------------------- 2. kill -9 the backup
+echo "# 2. kill -9 the backup"
+if cluster t2; then
+  python3 "$work/load.py" "$svc" "$dir/acks" 60 "$dir/stop" w >"$dir/load.out" 2>&1 &
+  load=$!; pids+=("$load")
+  for _ in $(seq 400); do [ "$(wc -l <"$dir/acks" 2>/dev/null || echo 0)" -ge 200 ] && break; sleep 0.05; done
+  killed_at=$(now)
+  kill -9 "$backup"
+  wait_for "$dir/primary.out" "running ALONE (unprotected)" 30
+  check "the primary goes on alone after the backup's SIGKILL" $? "$(tail_of "$dir/primary.out" 6)"
+  base=$(wc -l <"$dir/acks")
+  for _ in $(seq 400); do [ $(( $(wc -l <"$dir/acks") - base )) -ge 200 ] && break; sleep 0.05; done
+  touch "$dir/stop"; wait_exit "$load" 15
+  read -r before after first_ms < <(python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6}')
+  v=$(python3 "$work/verify.py" "$svc" "$dir/acks" w 2>&1)
+  unset v_missing v_wrong v_sets v_incrs v_counter v_maxincr
+  eval "$(echo "$v" | grep -oE '[a-z]+=[0-9]+' | sed 's/^/v_/')"
+  [ "${after:-0}" -ge 100 ] && [ "${v_missing:-1}" -eq 0 ] && [ "${v_wrong:-1}" -eq 0 ] \
+    && [ "$(sets alone 20)" = 20 ] && [ "$(readable alone 20)" = 20 ]
+  check "writes keep succeeding on the primary alone (all ${v_sets:-?} acknowledged SETs readable)" $? \
+    "$after acknowledged after the kill; $v; $(cat "$dir/load.out")"
+  info "acknowledged writes: $before before the kill, $after after; first write acknowledged ${first_ms} ms after the kill"
+  kill -0 "$primary" 2>/dev/null && ! grep -aq "halting" "$dir/primary.out"
+  check "the primary is still running" $? "$(tail_of "$dir/primary.out")"
+  status
+  [ "$status_rc" -eq 2 ] && status_is generation=2 primary=node-a protected=false role=primary-alone
+  check "status: protected false, role primary-alone, generation 2 (exit 2)" $? "$(status_text)"
+
+  # ----------------------------------------- 3. the arbiter restarted keeps its records
+  echo "# 3. kill -9 and restart the arbiter"
+  kill -9 "$arbiter"; wait_exit "$arbiter" 10
+  status
+  [ "$status_rc" -eq 1 ]
+  check "with the arbiter down, status is an error (exit 1)" $? "$(status_text)"
+  echo "--- restart" >>"$dir/arbiter.out"
+  restarted=1
+  for _ in $(seq 20); do
+    start_arbiter
+    if wait_for "$dir/arbiter.out" "listening on 127.0.0.1:$arb with 1 VM record" 10; then restarted=0; break; fi
+    kill -9 "$arbiter" 2>/dev/null; sleep 0.5  # e.g. the port still taken: try again
+  done
+  check "the arbiter restarts on the same state dir and port with 1 record" $restarted "$(tail_of "$dir/arbiter.out")"
+  status
+  [ "$status_rc" -eq 2 ] && status_is generation=2 primary=node-a role=primary-alone
+  check "after the restart status still shows generation 2 held by node-a" $? "$(status_text)"
+  [ "$(cli SET after-arbiter-restart yes)" = OK ] && [ "$(cli GET after-arbiter-restart)" = yes ]
+  check "the primary still serves after the arbiter's restart" $? "$(tail_of "$dir/primary.out")"
+else
+  check "cluster for tests 2 and 3 started" 1 ""
+fi
+kill -9 "${primary:-}" "${arbiter:-}" 2>/dev/null
+
+# ------------------------------------------- 4. forged and replayed heartbeats
+echo "# 4. forged, replayed and malformed heartbeats"
+if cluster t4; then
+  [ "$(sets before 100)" = 100 ]
+  check "100 acknowledged SETs on a protected VM" $? ""
+  status; cp "$work/status.json" "$dir/status0.json"
+  f0=$(jfield "$dir/status0.json" heartbeats_forged); r0=$(jfield "$dir/status0.json" heartbeats_replayed)
+  m0=$(jfield "$dir/status0.json" heartbeats_malformed); a0=$(jfield "$dir/status0.json" heartbeats_received)
+  [ "$status_rc" -eq 0 ] && [ "$f0" = 0 ] && [ "$r0" = 0 ] && [ "$m0" = 0 ] && [ "$a0" -gt 0 ] 2>/dev/null
+  check "before: protected, heartbeats received ($a0), none refused" $? "$(status_text)"
+  python3 "$work/hb.py" "$repa" "$work/certs/node-a/heartbeat.key" kv >"$dir/hb.out" 2>&1
+  check "sent forged, replayed and malformed heartbeats to UDP port $repa" $? "$(cat "$dir/hb.out")"
+  for _ in $(seq 50); do
+    status
+    [ "$(jfield "$work/status.json" heartbeats_forged)" -ge 5 ] 2>/dev/null \
+      && [ "$(jfield "$work/status.json" heartbeats_replayed)" -ge 3 ] 2>/dev/null \
+      && [ "$(jfield "$work/status.json" heartbeats_malformed)" -ge 2 ] 2>/dev/null && break
+    sleep 0.1
+  done
+  sleep 1.5  # three failure timeouts: a disturbed primary would have suspected its backup by now
+  status
+  f1=$(jfield "$work/status.json" heartbeats_forged); r1=$(jfield "$work/status.json" heartbeats_replayed)
+  m1=$(jfield "$work/status.json" heartbeats_malformed); a1=$(jfield "$work/status.json" heartbeats_received)
+  [ "$f1" = 5 ] && [ "$r1" = 3 ] && [ "$m1" = 2 ]
+  check "counted exactly: forged +5 ($f0 -> $f1), replayed +3 ($r0 -> $r1), malformed +2 ($m0 -> $m1)" $? "$(status_text)"
+  [ "$a1" -gt "$a0" ] 2>/dev/null && [ "$status_rc" -eq 0 ] && status_is generation=1 primary=node-a protected=true role=primary
+  check "the primary stays protected (generation 1, still receiving the backup's heartbeats: $a0 -> $a1)" $? \
+    "$(status_text)"
+  ! grep -aqE "silent for|ALONE|halting" "$dir/primary.out" && ! grep -aqE "suspected|LIVE|halting" "$dir/backup.out" \
+    && kill -0 "$primary" 2>/dev/null && kill -0 "$backup" 2>/dev/null
+  check "no suspicion, no failover on either node" $? "$(tail_of "$dir/primary.out") $(tail_of "$dir/backup.out")"
+  grep -aq "rejected a forged datagram" "$dir/primary.out" && grep -aq "rejected a replayed datagram" "$dir/primary.out"
+  check "the refusals are logged" $? "$(grep -a heartbeat "$dir/primary.out" | tail -3 | tr '\n' '|')"
+
+  # ----------------------------------------- 5. lockstep failover
+  echo "# 5. lockstep failover"
+  timeout 30 "$BIN/lockstep" failover --arbiter "127.0.0.1:$arb" --vm kv --tls-dir "$work/certs/op" \
+    >"$dir/failover.out" 2>&1
+  check "lockstep failover succeeded" $? "$(tail_of "$dir/failover.out")"
+  wait_exit "$primary" 30; wait "$primary"; rc=$?
+  [ "$rc" -eq 0 ]
+  check "the primary exited 0" $? "exit $rc: $(tail_of "$dir/primary.out")"
+  wait_for "$dir/backup.out" "LIVE: this node is the primary now" 30
+  check "the backup went live" $? "$(tail_of "$dir/backup.out")"
+  n=0; for _ in $(seq 100); do n=$(readable before 100); [ "$n" = 100 ] && break; sleep 0.1; done
+  [ "$n" = 100 ]
+  check "the 100 SETs written before are readable on the same address" $? "$n readable"
+  [ "$(sets after 20)" = 20 ] && [ "$(readable after 20)" = 20 ]
+  check "new writes succeed after the failover" $? "$(tail_of "$dir/backup.out")"
+  status
+  status_is generation=2 primary=node-b
+  check "status: generation 2, primary node-b" $? "$(status_text)"
+else
+  check "cluster for tests 4 and 5 started" 1 ""
+fi
+kill -9 "${backup:-}" "${arbiter:-}" 2>/dev/null
+
+# ------------------------------------------- 6. lockstep poweroff
+echo "# 6. lockstep poweroff"
+if cluster t6; then
+  [ "$(sets p 20)" = 20 ]
+  check "20 acknowledged SETs" $? ""
+  timeout 30 "$BIN/lockstep" poweroff --arbiter "127.0.0.1:$arb" --vm kv --tls-dir "$work/certs/op" \
+    >"$dir/poweroff.out" 2>&1
+  check "lockstep poweroff succeeded" $? "$(tail_of "$dir/poweroff.out")"
+  wait_exit "$primary" 30; wait "$primary"; prc=$?
+  wait_exit "$backup" 30; wait "$backup"; brc=$?
+  [ "$prc" -eq 0 ] && [ "$brc" -eq 0 ]
+  check "both nodes exited 0" $? "primary $prc: $(tail_of "$dir/primary.out"); backup $brc: $(tail_of "$dir/backup.out")"
+  grep -aq "replay reached the primary's final state exactly" "$dir/backup.out" && ! grep -aq "LIVE" "$dir/backup.out"
+  check "the backup replayed to the primary's final state and did not go live" $? "$(tail_of "$dir/backup.out")"
+  status
+  [ "$status_rc" -eq 2 ] && status_is primary=null
+  check "status: not running (exit 2, primary null)" $? "$(status_text)"
+else
+  check "cluster for test 6 started" 1 ""
+fi
+kill -9 "${primary:-}" "${backup:-}" "${arbiter:-}" 2>/dev/null
+
+# ------------------------------------------- 7. the arbiter down
+echo "# 7. arbiter down while the backup dies"
+if cluster t7; then
+  [ "$(cli SET before-arbiter-down yes)" = OK ]
+  check "a write acknowledged while protected" $? ""
+  kill -9 "$arbiter"; wait_exit "$arbiter" 10
+  killed_at=$(now)
+  kill -9 "$backup"
+  python3 "$work/held.py" "$svc" held-on-one-connection yes 60 >"$dir/held.out" 2>&1 &
+  held=$!; pids+=("$held")
+  out=$(timeout 2 redis-cli -p "$svc" SET held-short yes 2>&1); rc=$?
+  [ "$rc" -eq 124 ] && [ -z "$out" ]
+  check "a write's reply is held (redis-cli timed out after 2 s with no reply)" $? "exit $rc, reply '$out'"
+  sleep 0.5
+  ! grep -aq "running ALONE" "$dir/primary.out" && kill -0 "$held" 2>/dev/null && [ ! -s "$dir/held.out" ]
+  check "no arbiter: the primary did not go on alone and released nothing" $? \
+    "$(tail_of "$dir/primary.out") held: $(cat "$dir/held.out")"
+  grep -aq "waiting for the arbiter, never going live without it" "$dir/primary.out"
+  check "the primary says it waits for the arbiter" $? "$(tail_of "$dir/primary.out")"
+  kill -0 "$primary" 2>/dev/null
+  check "the primary is still running" $? "$(tail_of "$dir/primary.out")"
+  echo "--- restart" >>"$dir/arbiter.out"
+  restarted=1
+  for _ in $(seq 20); do
+    start_arbiter
+    if wait_for "$dir/arbiter.out" "listening on 127.0.0.1:$arb" 10; then restarted=0; break; fi
+    kill -9 "$arbiter" 2>/dev/null; sleep 0.5
+  done
+  check "the arbiter restarted" $restarted "$(tail_of "$dir/arbiter.out")"
+  wait_for "$dir/primary.out" "running ALONE (unprotected)" 30
+  check "with the arbiter back, the primary goes on alone" $? "$(tail_of "$dir/primary.out" 6)"
+  wait_exit "$held" 30
+  grep -q "^+OK after" "$dir/held.out"
+  check "the held reply arrived on its connection ($(cat "$dir/held.out"))" $? "$(cat "$dir/held.out")"
+  [ "$(cli GET held-on-one-connection)" = yes ] && [ "$(cli GET held-short)" = yes ] \
+    && [ "$(cli GET before-arbiter-down)" = yes ]
+  check "a fresh connection reads both held writes and the earlier one" $? ""
+  status
+  status_is generation=2 primary=node-a role=primary-alone
+  check "status: generation 2, node-a alone" $? "$(status_text)"
+else
+  check "cluster for test 7 started" 1 ""
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
