@@ -25,7 +25,7 @@ KILLS=${KILLS:-20}
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 PARTS=${PARTS:-kill,soak}
 SOAK_CLIENTS=${SOAK_CLIENTS:-20}
-SOAK_REQUESTS=${SOAK_REQUESTS:-2000000}
+SOAK_REQUESTS=${SOAK_REQUESTS:-200000}
 STATUS_EVERY=${STATUS_EVERY:-10}
 HEARTBEAT_MS=${HEARTBEAT_MS:-50}
 FAILURE_TIMEOUT_MS=${FAILURE_TIMEOUT_MS:-500}
@@ -69,12 +69,18 @@ wait_for() { # file text seconds
   echo "timed out waiting for '$2' in $1" >&2; tail -20 "$1" >&2; return 1
 }
 
-# stop_pid PID SIGNAL SECONDS: signal, wait (bounded), then kill -9; reaps it.
+# spawn LOG CMD...: starts CMD in the background, detached from this shell's
+# job table (no "Killed" notices when the client kill -9s it); prints its pid.
+spawn() {
+  local log=$1; shift
+  ( "$@" >"$log" 2>&1 </dev/null & echo $! )
+}
+
+# stop_pid PID SIGNAL SECONDS: signal, wait (bounded), then kill -9.
 stop_pid() {
   kill -"$2" "$1" 2>/dev/null || true
   for _ in $(seq $(( $3 * 20 ))); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
   kill -9 "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
 }
 
 failover_flags=(--heartbeat-interval "$HEARTBEAT_MS" --failure-timeout "$FAILURE_TIMEOUT_MS")
@@ -84,15 +90,15 @@ start_pair() {
   local name=$1 repa repb
   SVC=$(port); repa=$(port); repb=$(port)
   PRIMARY_LOG=$work/$name-primary.log; BACKUP_LOG=$work/$name-backup.log
-  "$BIN/primary-vmm" --vm "$name" --guest "$GUEST" --memory "$MEMORY" --serve "127.0.0.1:$SVC" \
-    --disk "$work/$name-a.img" --disk-size 16M --replication "127.0.0.1:$repa" --tls-dir "$work/certs/node-a" \
-    --arbiter "127.0.0.1:$ARB" "${failover_flags[@]}" >"$PRIMARY_LOG" 2>&1 &
-  PRIMARY_PID=$!; pids+=("$PRIMARY_PID")
+  PRIMARY_PID=$(spawn "$PRIMARY_LOG" "$BIN/primary-vmm" --vm "$name" --guest "$GUEST" --memory "$MEMORY" \
+    --serve "127.0.0.1:$SVC" --disk "$work/$name-a.img" --disk-size 16M --replication "127.0.0.1:$repa" \
+    --tls-dir "$work/certs/node-a" --arbiter "127.0.0.1:$ARB" "${failover_flags[@]}")
+  pids+=("$PRIMARY_PID")
   wait_for "$PRIMARY_LOG" "waiting for a backup" 30
-  "$BIN/backup-vmm" --vm "$name" --guest "$GUEST" --tls-dir "$work/certs/node-b" --disk "$work/$name-b.img" \
-    --serve "127.0.0.1:$SVC" --replication "127.0.0.1:$repb" --arbiter "127.0.0.1:$ARB" \
-    --primary "127.0.0.1:$repa" "${failover_flags[@]}" >"$BACKUP_LOG" 2>&1 &
-  BACKUP_PID=$!; pids+=("$BACKUP_PID")
+  BACKUP_PID=$(spawn "$BACKUP_LOG" "$BIN/backup-vmm" --vm "$name" --guest "$GUEST" --tls-dir "$work/certs/node-b" \
+    --disk "$work/$name-b.img" --serve "127.0.0.1:$SVC" --replication "127.0.0.1:$repb" --arbiter "127.0.0.1:$ARB" \
+    --primary "127.0.0.1:$repa" "${failover_flags[@]}")
+  pids+=("$BACKUP_PID")
   wait_for "$PRIMARY_LOG" "kvstore ready" 30
   wait_for "$BACKUP_LOG" "attached to the primary" 30
 }
@@ -311,7 +317,7 @@ PYTHON
 
 # The summaries, from the JSON lines.
 cat >"$work/summarize.py" <<'PYTHON'
-import json, math, sys
+import json, math, shlex, sys
 
 def nearest_rank(values, p):
     values = sorted(values)
@@ -333,7 +339,7 @@ if mode == "kills":
     failed = [r["round"] for r in rows if r["failover_ms"] is None]
     print("KILL_ROUNDS=%d" % len(rows))
     print("KILL_OK=%d" % len(times))
-    print("KILL_FAILED='%s'" % " ".join(map(str, failed)))
+    print("KILL_FAILED=%s" % shlex.quote(" ".join(map(str, failed))))
     for p in (50, 90):
         print("P%d=%s" % (p, fmt(nearest_rank(times, p))))
     print("MIN=%s" % fmt(min(times) if times else None))
@@ -352,7 +358,7 @@ if mode == "kills":
     for r in rows:
         key = r["suspect_reason"] or "(none seen)"
         reasons[key] = reasons.get(key, 0) + 1
-    print("REASONS='%s'" % "; ".join("%d x %s" % (n, k) for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])))
+    print("REASONS=%s" % shlex.quote("; ".join("%d x %s" % (n, k) for k, n in sorted(reasons.items(), key=lambda kv: -kv[1]))))
 elif mode == "table":
     rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
     print("%5s %9s %7s %8s %9s %7s %7s %8s %8s %6s %5s  %s" % ("round", "failover", "lost_ch", "suspect", "arbiter", "live",
@@ -374,8 +380,8 @@ elif mode == "status":
     lags = [float(r["lag_ms"]) for r in good if r.get("lag_ms") is not None]
     print("STATUS_SAMPLES=%d" % len(rows))
     print("STATUS_UNPROTECTED=%d" % sum(1 for r in rows if r.get("protected") is not True))
-    print("STATUS_GENERATIONS='%s'" % " ".join(sorted({str(r.get("generation")) for r in good})))
-    print("STATUS_PRIMARIES='%s'" % " ".join(sorted({str(r.get("primary")) for r in good})))
+    print("STATUS_GENERATIONS=%s" % shlex.quote(" ".join(sorted({str(r.get("generation")) for r in good}))))
+    print("STATUS_PRIMARIES=%s" % shlex.quote(" ".join(sorted({str(r.get("primary")) for r in good}))))
     print("MAX_LAG=%s" % (max(lags) if lags else "-"))
     print("MED_LAG=%s" % (median(lags) if lags else "-"))
     last = good[-1] if good else {}
@@ -387,8 +393,9 @@ PYTHON
 echo "binaries: $BIN ($(date -u -r "$BIN/primary-vmm" '+built %Y-%m-%d %H:%M UTC')), commit $(git rev-parse --short HEAD)$(git diff --quiet -- Sources Package.swift || echo ' + uncommitted changes under Sources/')"
 "$BIN/lockstep" certs init --dir "$work/certs" --vmms node-a,node-b --arbiter arbiter --operators op >/dev/null
 ARB=$(port)
-"$BIN/arbiter" --listen "127.0.0.1:$ARB" --state-dir "$work/state" --tls-dir "$work/certs/arbiter" >"$work/arbiter.log" 2>&1 &
-ARBITER_PID=$!; pids+=("$ARBITER_PID")
+ARBITER_PID=$(spawn "$work/arbiter.log" "$BIN/arbiter" --listen "127.0.0.1:$ARB" --state-dir "$work/state" \
+  --tls-dir "$work/certs/arbiter")
+pids+=("$ARBITER_PID")
 wait_for "$work/arbiter.log" "listening" 20
 
 # ---------------------------------------------------------------- (a) + (b)
@@ -403,7 +410,6 @@ if [[ ",$PARTS," == *",kill,"* ]]; then
       echo "{\"round\": $round, \"failover_ms\": null, \"marks_ms\": {}, \"suspect_reason\": null, \"writes_before_kill\": 0, \"acked_sets\": 0, \"acked_incrs\": 0, \"lost\": 0, \"inflight_at_kill\": null, \"errors\": 0}" >"$work/kill-$round.json"
     fi
     cat "$work/kill-$round.json" >>"$work/kills.jsonl"
-    wait "$PRIMARY_PID" 2>/dev/null || true   # killed by the client
     grep -q "LIVE:" "$BACKUP_LOG" || echo "   round $round: the backup did not go live: $(tail -3 "$BACKUP_LOG")"
     stop_pid "$BACKUP_PID" TERM 10
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("   round %d: failover %s ms, %d writes acknowledged, %d lost, suspected: %s" % (r["round"], r["failover_ms"], r["acked_sets"]+r["acked_incrs"], r["lost"], r["suspect_reason"]))' "$work/kill-$round.json"
@@ -445,10 +451,11 @@ if [[ ",$PARTS," == *",soak,"* ]]; then
   for _ in $(seq 40); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.5; done
   stop_pid "$LOAD_PID" TERM 5
   commands=$(timeout 10 redis-cli -p "$SVC" info stats 2>/dev/null | tr -d '\r' | grep '^total_commands_processed:' | cut -d: -f2 || true)
+  commands_rate=$([ -n "$commands" ] && echo $(( commands / (soak_elapsed > 0 ? soak_elapsed : 1) )) || echo "?")
   # After the window: a clean stop, and the backup must reach the same final state.
   stop_pid "$PRIMARY_PID" TERM 20
   for _ in $(seq 200); do kill -0 "$BACKUP_PID" 2>/dev/null || break; sleep 0.05; done
-  backup_status=0; wait "$BACKUP_PID" 2>/dev/null || backup_status=$?
+  backup_alive=$(kill -0 "$BACKUP_PID" 2>/dev/null && echo "still running 10 s after the primary stopped" || echo exited)
   stop_pid "$BACKUP_PID" TERM 5
   false_failovers=$(cat "$SOAK_PRIMARY_LOG" "$SOAK_BACKUP_LOG" | grep -cE "$FAILOVER_LINES" || true)
   grants=$(grep -c "granted soak generation" "$work/arbiter.log" || true)
@@ -456,8 +463,9 @@ if [[ ",$PARTS," == *",soak,"* ]]; then
   replication_line=$(grep -o 'replication: .*' "$SOAK_PRIMARY_LOG" | tail -1 || true)
   hb_rejected=$(cat "$SOAK_PRIMARY_LOG" "$SOAK_BACKUP_LOG" | grep -c "heartbeat: rejected" || true)
   bench_runs=$(grep -c '^SET' "$work/soak-bench.log" || true)
-  set_rate=$(grep '^SET' "$work/soak-bench.log" | grep -o '[0-9.]* requests' | cut -d' ' -f1 | sort -n | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "-"}')
-  incr_rate=$(grep '^INCR' "$work/soak-bench.log" | grep -o '[0-9.]* requests' | cut -d' ' -f1 | sort -n | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "-"}')
+  rate() { { grep "^$1" "$work/soak-bench.log" || true; } | grep -o '[0-9.]* requests' | cut -d' ' -f1 | sort -n |
+    awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "-"}'; }
+  set_rate=$(rate SET); incr_rate=$(rate INCR)
   eval "$(python3 "$work/summarize.py" status "$work/soak-status.jsonl")"
 fi
 
@@ -486,8 +494,8 @@ fi
     echo "    status samples: $STATUS_SAMPLES, not protected: $STATUS_UNPROTECTED (must be 0); generations seen: $STATUS_GENERATIONS; primaries seen: $STATUS_PRIMARIES"
     echo "    lag_ms: max $MAX_LAG, median $MED_LAG; max held outputs in a sample: $MAX_HELD"
     echo "    heartbeats received by the primary: $LAST_HEARTBEATS_RECEIVED (expected ~$(( soak_elapsed * 1000 / HEARTBEAT_MS )) at one per ${HEARTBEAT_MS} ms), refused: $LAST_HEARTBEATS_FORGED forged, $LAST_HEARTBEATS_REPLAYED replayed, $LAST_HEARTBEATS_MALFORMED malformed; 'heartbeat: rejected' log lines: $hb_rejected"
-    echo "    load: $bench_runs completed redis-benchmark runs, median SET $set_rate req/s, INCR $incr_rate req/s; commands processed by the guest: ${commands:-?}"
-    echo "    after a clean stop: backup exit status $backup_status, replay reached the primary's final state: $in_sync"
+    echo "    load: $bench_runs completed redis-benchmark runs, median SET $set_rate req/s, INCR $incr_rate req/s; commands processed by the guest: ${commands:-?} (${commands_rate:-?}/s)"
+    echo "    after a clean stop: backup $backup_alive, replay reached the primary's final state: $in_sync"
     echo "    primary's $replication_line"
   fi
 } | tee "$OUT"

@@ -69,7 +69,14 @@ public final class ChannelLogSource: LogSource, Sendable {
         let (record, size) = state.records[state.start]
         state.start += 1
         state.bytes -= size
-        if case .input(let point, _, _) = record { state.replayed = point.sequence }
+        // An exit whose input is taken is as good as replayed (the rest of
+        // it is deterministic); a progress record taken while looking for
+        // the next input means every exit before it is replayed.
+        switch record {
+        case .input(let point, _, _): state.replayed = max(state.replayed, point.sequence + 1)
+        case .progress(let exits): state.replayed = max(state.replayed, exits)
+        default: break
+        }
         if state.start > 4096 && state.start * 2 > state.records.count {
           state.records.removeFirst(state.start)
           state.start = 0

@@ -107,13 +107,7 @@ extension ReplicatedPrimary {
     guard let settings, port > 0, let peer = HostPort(parsing: stream.peerAddress),
       let key = credentials.heartbeatKey
     else { return }
-    let old = state.withLock { state in
-      defer { state.heartbeat = nil }
-      state.heartbeatTotals = state.heartbeatTotals.adding(state.heartbeat?.status)
-      return state.heartbeat
-    }
-    onHeartbeatChange(nil)
-    old?.stop()
+    retireHeartbeat()
     let heartbeat = try Heartbeat(
       Heartbeat.Configuration(
         vm: configuration.name, node: credentials.identity.name,
@@ -122,6 +116,19 @@ extension ReplicatedPrimary {
         generation: generation, flags: .primary), logger: logger)
     state.withLock { $0.heartbeat = heartbeat }
     onHeartbeatChange(heartbeat)
+  }
+
+  /// Stops the heartbeat of a previous session and lets it go, so its UDP
+  /// port can be bound again (its socket closes when it is released, by
+  /// the end of this call).
+  func retireHeartbeat() {
+    let old = state.withLock { state in
+      defer { state.heartbeat = nil }
+      state.heartbeatTotals = state.heartbeatTotals.adding(state.heartbeat?.status)
+      return state.heartbeat
+    }
+    onHeartbeatChange(nil)
+    old?.stop()
   }
 
   /// The status `lockstep status` shows.

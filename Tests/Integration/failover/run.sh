@@ -29,6 +29,7 @@ passed=0
 failed=0
 cleanup() {
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
+  for _ in $(seq 100); do [ -z "$(jobs -rp)" ] && break; sleep 0.05; done  # the wrappers of spawn
   if [ "${KEEP:-0}" = 1 ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -69,6 +70,7 @@ wait_exit() { # pid seconds
 }
 tail_of() { tail -n "${2:-4}" "$1" 2>/dev/null | tr '\n' '|'; }
 now() { date +%s.%N; }
+lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 
 "$BIN/lockstep" certs init --dir "$work/certs" --vmms node-a,node-b --arbiter arbiter --operators op >/dev/null \
   || { echo "lockstep certs init failed"; exit 1; }
@@ -166,16 +168,19 @@ for n in range(0, len(sets), 200):
 counter = get([prefix + ":counter"])[0]
 print("missing=%d wrong=%d sets=%d incrs=%d counter=%s maxincr=%d" % (missing, wrong, len(sets), incrs, counter or 0, maxincr))
 PY
-# gap.py: the longest time between two acknowledgements after KILLTIME
-# (the first one after the kill included), and the first one's delay.
-cat >"$work/gap.py" <<'PY'
+# gap.py ACKS KILLTIME: acknowledgements before and after KILLTIME, the
+# delay from KILLTIME to the first one after it, and the longest pause
+# between two acknowledgements from the last one before KILLTIME on.
+cat >"$work/gap.py" <<'PY2'
 import sys
 kill = float(sys.argv[2])
 times = sorted(float(l.split()[-1]) for l in open(sys.argv[1]) if l.strip())
 before = [t for t in times if t <= kill]; after = [t for t in times if t > kill]
 first = (after[0] - kill) * 1000 if after else -1
-print("before=%d after=%d first_ms=%.0f" % (len(before), len(after), first))
-PY
+span = before[-1:] + after
+pause = max((b - a for a, b in zip(span, span[1:])), default=-1) * 1000
+print("before=%d after=%d first_ms=%.0f pause_ms=%.0f" % (len(before), len(after), first, pause))
+PY2
 # hb.py PORT KEYFILE VM: sends heartbeats to the primary's UDP port:
 # 5 with a bad MAC (forged), from sender "intruder" one valid packet then 3
 # replays of it or older sequences (replayed), 2 that are not heartbeats
@@ -240,22 +245,35 @@ status_is() { # field=value ... : every field of $work/status.json has its value
 }
 status_text() { echo "rc=$status_rc $(cat "$work/status.json" "$work/status.err" 2>/dev/null | tr '\n' ' ')"; }
 
-start_arbiter() { # uses $dir, $arb; appends to $dir/arbiter.out
-  "$BIN/arbiter" --listen "127.0.0.1:$arb" --state-dir "$dir/state" --tls-dir "$work/certs/arbiter" \
-    >>"$dir/arbiter.out" 2>&1 &
-  arbiter=$!; pids+=("$arbiter")
+# spawn VAR LOG COMMAND...: runs COMMAND in the background with its output
+# appended to LOG; VAR gets its pid, LOG.rc its exit status once it ended (a
+# wrapper subshell waits for it, so a SIGKILL is not reported by this shell;
+# the wrapper ends with COMMAND, so only COMMAND's pid goes into $pids).
+spawn() {
+  local var=$1 log=$2 child=""
+  shift 2
+  rm -f "$log.pid" "$log.rc"
+  ( "$@" >>"$log" 2>&1 &
+    echo $! >"$log.pid"; wait $! 2>/dev/null; echo $? >"$log.rc" ) &
+  for _ in $(seq 200); do [ -s "$log.pid" ] && break; sleep 0.01; done
+  child=$(cat "$log.pid" 2>/dev/null)
+  pids+=("$child")
+  printf -v "$var" '%s' "$child"
+}
+exit_status() { cat "$1.rc" 2>/dev/null || echo none; }  # LOG
+start_arbiter() { # uses $dir, $arb
+  spawn arbiter "$dir/arbiter.out" \
+    "$BIN/arbiter" --listen "127.0.0.1:$arb" --state-dir "$dir/state" --tls-dir "$work/certs/arbiter"
 }
 start_primary() {
-  "$BIN/primary-vmm" --vm kv --guest "$GUEST" --memory 64M --serve "127.0.0.1:$svc" --disk "$dir/a.img" \
-    --disk-size 16M --replication "127.0.0.1:$repa" --tls-dir "$work/certs/node-a" --arbiter "127.0.0.1:$arb" \
-    >"$dir/primary.out" 2>&1 &
-  primary=$!; pids+=("$primary")
+  spawn primary "$dir/primary.out" \
+    "$BIN/primary-vmm" --vm kv --guest "$GUEST" --memory 64M --serve "127.0.0.1:$svc" --disk "$dir/a.img" \
+    --disk-size 16M --replication "127.0.0.1:$repa" --tls-dir "$work/certs/node-a" --arbiter "127.0.0.1:$arb"
 }
 start_backup() {
-  "$BIN/backup-vmm" --vm kv --guest "$GUEST" --tls-dir "$work/certs/node-b" --disk "$dir/b.img" \
-    --serve "127.0.0.1:$svc" --replication "127.0.0.1:$repb" --arbiter "127.0.0.1:$arb" \
-    >"$dir/backup.out" 2>&1 &
-  backup=$!; pids+=("$backup")
+  spawn backup "$dir/backup.out" \
+    "$BIN/backup-vmm" --vm kv --guest "$GUEST" --tls-dir "$work/certs/node-b" --disk "$dir/b.img" \
+    --serve "127.0.0.1:$svc" --replication "127.0.0.1:$repb" --arbiter "127.0.0.1:$arb"
 }
 # A fresh cluster NAME: arbiter, primary, backup, up and protected.
 cluster() {
@@ -286,21 +304,20 @@ readable() {
 # ------------------------------------------- 1. kill -9 the primary under load
 echo "# 1. kill -9 the primary under a write load"
 if cluster t1; then
-  python3 "$work/load.py" "$svc" "$dir/acks" 60 "$dir/stop" w >"$dir/load.out" 2>&1 &
-  load=$!; pids+=("$load")
-  for _ in $(seq 400); do [ "$(wc -l <"$dir/acks" 2>/dev/null || echo 0)" -ge 300 ] && break; sleep 0.05; done
+  spawn load "$dir/load.out" python3 "$work/load.py" "$svc" "$dir/acks" 60 "$dir/stop" w
+  for _ in $(seq 400); do [ "$(lines "$dir/acks")" -ge 300 ] && break; sleep 0.05; done
   killed_at=$(now)
   kill -9 "$primary"
   wait_for "$dir/backup.out" "LIVE: this node is the primary now" 30
   check "the backup went live after the primary's SIGKILL" $? "$(tail_of "$dir/backup.out" 6)"
   # Let the load run on the new primary until it has 300 more acknowledgements.
-  base=$(wc -l <"$dir/acks")
-  for _ in $(seq 400); do [ $(( $(wc -l <"$dir/acks") - base )) -ge 300 ] && break; sleep 0.05; done
+  base=$(lines "$dir/acks")
+  for _ in $(seq 400); do [ $(( $(lines "$dir/acks") - base )) -ge 300 ] && break; sleep 0.05; done
   touch "$dir/stop"; wait_exit "$load" 15
-  read -r before after first_ms < <(python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6}')
+  read -r before after first_ms pause_ms < <(python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6, $8}')
   [ "${after:-0}" -ge 100 ]
   check "writes succeed again on the same service address" $? "$after acknowledged after the kill; $(cat "$dir/load.out")"
-  info "acknowledged writes: $before before the kill, $after after; first write acknowledged ${first_ms} ms after the kill ($(tr -d '\n' <"$dir/load.out"))"
+  info "acknowledged writes: $before before the kill, $after after; first write acknowledged ${first_ms} ms after the kill, longest pause between acknowledgements ${pause_ms} ms ($(tr -d '\n' <"$dir/load.out"))"
   v=$(python3 "$work/verify.py" "$svc" "$dir/acks" w 2>&1)
   unset v_missing v_wrong v_sets v_incrs v_counter v_maxincr
   eval "$(echo "$v" | grep -oE '[a-z]+=[0-9]+' | sed 's/^/v_/')"
@@ -319,17 +336,16 @@ kill -9 "${backup:-}" "${arbiter:-}" 2>/dev/null
 # ------------------------------------------- 2. kill -9 the backup
 echo "# 2. kill -9 the backup"
 if cluster t2; then
-  python3 "$work/load.py" "$svc" "$dir/acks" 60 "$dir/stop" w >"$dir/load.out" 2>&1 &
-  load=$!; pids+=("$load")
-  for _ in $(seq 400); do [ "$(wc -l <"$dir/acks" 2>/dev/null || echo 0)" -ge 200 ] && break; sleep 0.05; done
+  spawn load "$dir/load.out" python3 "$work/load.py" "$svc" "$dir/acks" 60 "$dir/stop" w
+  for _ in $(seq 400); do [ "$(lines "$dir/acks")" -ge 200 ] && break; sleep 0.05; done
   killed_at=$(now)
   kill -9 "$backup"
   wait_for "$dir/primary.out" "running ALONE (unprotected)" 30
   check "the primary goes on alone after the backup's SIGKILL" $? "$(tail_of "$dir/primary.out" 6)"
-  base=$(wc -l <"$dir/acks")
-  for _ in $(seq 400); do [ $(( $(wc -l <"$dir/acks") - base )) -ge 200 ] && break; sleep 0.05; done
+  base=$(lines "$dir/acks")
+  for _ in $(seq 400); do [ $(( $(lines "$dir/acks") - base )) -ge 200 ] && break; sleep 0.05; done
   touch "$dir/stop"; wait_exit "$load" 15
-  read -r before after first_ms < <(python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6}')
+  read -r before after first_ms pause_ms < <(python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6, $8}')
   v=$(python3 "$work/verify.py" "$svc" "$dir/acks" w 2>&1)
   unset v_missing v_wrong v_sets v_incrs v_counter v_maxincr
   eval "$(echo "$v" | grep -oE '[a-z]+=[0-9]+' | sed 's/^/v_/')"
@@ -337,7 +353,7 @@ if cluster t2; then
     && [ "$(sets alone 20)" = 20 ] && [ "$(readable alone 20)" = 20 ]
   check "writes keep succeeding on the primary alone (all ${v_sets:-?} acknowledged SETs readable)" $? \
     "$after acknowledged after the kill; $v; $(cat "$dir/load.out")"
-  info "acknowledged writes: $before before the kill, $after after; first write acknowledged ${first_ms} ms after the kill"
+  info "acknowledged writes: $before before the kill, $after after; first acknowledged ${first_ms} ms after the kill, longest pause between acknowledgements ${pause_ms} ms"
   kill -0 "$primary" 2>/dev/null && ! grep -aq "halting" "$dir/primary.out"
   check "the primary is still running" $? "$(tail_of "$dir/primary.out")"
   status
@@ -407,8 +423,8 @@ if cluster t4; then
   timeout 30 "$BIN/lockstep" failover --arbiter "127.0.0.1:$arb" --vm kv --tls-dir "$work/certs/op" \
     >"$dir/failover.out" 2>&1
   check "lockstep failover succeeded" $? "$(tail_of "$dir/failover.out")"
-  wait_exit "$primary" 30; wait "$primary"; rc=$?
-  [ "$rc" -eq 0 ]
+  wait_exit "$primary" 30; rc=$(exit_status "$dir/primary.out")
+  [ "$rc" = 0 ]
   check "the primary exited 0" $? "exit $rc: $(tail_of "$dir/primary.out")"
   wait_for "$dir/backup.out" "LIVE: this node is the primary now" 30
   check "the backup went live" $? "$(tail_of "$dir/backup.out")"
@@ -433,9 +449,9 @@ if cluster t6; then
   timeout 30 "$BIN/lockstep" poweroff --arbiter "127.0.0.1:$arb" --vm kv --tls-dir "$work/certs/op" \
     >"$dir/poweroff.out" 2>&1
   check "lockstep poweroff succeeded" $? "$(tail_of "$dir/poweroff.out")"
-  wait_exit "$primary" 30; wait "$primary"; prc=$?
-  wait_exit "$backup" 30; wait "$backup"; brc=$?
-  [ "$prc" -eq 0 ] && [ "$brc" -eq 0 ]
+  wait_exit "$primary" 30; prc=$(exit_status "$dir/primary.out")
+  wait_exit "$backup" 30; brc=$(exit_status "$dir/backup.out")
+  [ "$prc" = 0 ] && [ "$brc" = 0 ]
   check "both nodes exited 0" $? "primary $prc: $(tail_of "$dir/primary.out"); backup $brc: $(tail_of "$dir/backup.out")"
   grep -aq "replay reached the primary's final state exactly" "$dir/backup.out" && ! grep -aq "LIVE" "$dir/backup.out"
   check "the backup replayed to the primary's final state and did not go live" $? "$(tail_of "$dir/backup.out")"
@@ -455,8 +471,7 @@ if cluster t7; then
   kill -9 "$arbiter"; wait_exit "$arbiter" 10
   killed_at=$(now)
   kill -9 "$backup"
-  python3 "$work/held.py" "$svc" held-on-one-connection yes 60 >"$dir/held.out" 2>&1 &
-  held=$!; pids+=("$held")
+  spawn held "$dir/held.out" python3 "$work/held.py" "$svc" held-on-one-connection yes 60
   out=$(timeout 2 redis-cli -p "$svc" SET held-short yes 2>&1); rc=$?
   [ "$rc" -eq 124 ] && [ -z "$out" ]
   check "a write's reply is held (redis-cli timed out after 2 s with no reply)" $? "exit $rc, reply '$out'"
