@@ -21,6 +21,9 @@
 # POST_SECONDS, BIN. Results: bench-results/failover.txt (+ failover-logs/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The command as run (the knobs given in the environment), for the summary.
+COMMAND="$(for v in KILLS SOAK_SECONDS PARTS SOAK_CLIENTS SOAK_REQUESTS STATUS_EVERY HEARTBEAT_MS FAILURE_TIMEOUT_MS MEMORY \
+  KILL_AFTER_MIN KILL_AFTER_MAX POST_SECONDS BIN; do [ -n "${!v:-}" ] && printf '%s=%q ' "$v" "${!v}"; done)bash bench/failover.sh"
 KILLS=${KILLS:-20}
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 PARTS=${PARTS:-kill,soak}
@@ -36,7 +39,6 @@ POST_SECONDS=${POST_SECONDS:-0.3}
 OUT=bench-results/failover.txt
 LOGS=bench-results/failover-logs
 mkdir -p bench-results
-COMMAND="$(for v in KILLS SOAK_SECONDS PARTS BIN; do [ -n "${!v:-}" ] && printf '%s=%q ' "$v" "${!v}"; done)bash bench/failover.sh"
 
 # Binaries: $BIN, else the release build, else the debug build (never built here).
 have_bins() { for b in primary-vmm backup-vmm arbiter lockstep; do [ -x "$1/$b" ] || return 1; done; }
@@ -177,7 +179,7 @@ def kill_round(port, pid, backup_log, rnd, kill_after, post_seconds):
     incr_max = 0
     lock = threading.Lock()
     st = {"conn_id": 0, "kill_conn": None, "kill_t": None, "first_ack": None, "inflight": None,
-          "last_old_ack": None, "marks": {}, "suspect_reason": None, "stop_watch": False}
+          "last_old_ack": None, "marks": {}, "suspect_reason": None, "eof": None, "stop_watch": False}
     log_offset = os.path.getsize(backup_log)
 
     def killer():
@@ -219,6 +221,7 @@ def kill_round(port, pid, backup_log, rnd, kill_after, post_seconds):
     i = 0
     pending = None
     errors = 0
+    error_log = []
     reconnects = 0
     connect_attempts = 0
     writes_before_kill = 0
@@ -246,9 +249,13 @@ def kill_round(port, pid, backup_log, rnd, kill_after, post_seconds):
             st["sending"] = True
             conn.s.sendall(encode(*op))
             reply = conn.reply()
-        except (OSError, ConnectionError, RuntimeError):
+        except (OSError, ConnectionError, RuntimeError) as e:
             st["sending"] = False
             errors += 1
+            if st["kill_t"] is not None and st["eof"] is None:
+                st["eof"] = time.monotonic()
+            if st["kill_t"] is not None and len(error_log) < 20:
+                error_log.append("%.1fms conn%d %s: %s" % ((time.monotonic() - st["kill_t"]) * 1000, my_conn, type(e).__name__, e))
             conn.close()
             conn = None
             pending = op
@@ -297,12 +304,12 @@ def kill_round(port, pid, backup_log, rnd, kill_after, post_seconds):
     counter_lost = max(0, incr_acked - counter_value, incr_max - counter_value)
     result = {
         "round": rnd, "failover_ms": ms(st["first_ack"]), "kill_after_s": round(kill_after, 3),
-        "inflight_at_kill": st["inflight"], "last_old_ack_ms": ms(st["last_old_ack"]),
+        "inflight_at_kill": st["inflight"], "client_broken_ms": ms(st["eof"]), "last_old_ack_ms": ms(st["last_old_ack"]),
         "marks_ms": {k: ms(v) for k, v in st["marks"].items()}, "suspect_reason": st["suspect_reason"],
         "writes_before_kill": writes_before_kill, "acked_sets": len(acked), "acked_incrs": incr_acked,
         "incr_max_reply": incr_max, "counter": counter_value, "missing": missing, "wrong": wrong,
         "counter_short": counter_lost, "lost": missing + wrong + counter_lost,
-        "errors": errors, "reconnects": reconnects, "connect_attempts": connect_attempts,
+        "errors": errors, "error_log": error_log, "reconnects": reconnects, "connect_attempts": connect_attempts,
     }
     print(json.dumps(result))
 
@@ -350,7 +357,9 @@ if mode == "kills":
     print("ACKED_BEFORE_KILL=%d" % sum(r["writes_before_kill"] for r in rows))
     print("LOST=%d" % sum(r["lost"] for r in rows))
     print("INFLIGHT=%d" % sum(1 for r in rows if r["inflight_at_kill"]))
-    for mark in ("channel_lost", "suspected", "won", "live"):
+    for r in rows:
+        r["marks_ms"]["client_broken"] = r.get("client_broken_ms")
+    for mark in ("client_broken", "channel_lost", "suspected", "won", "live"):
         print("MED_%s=%s" % (mark.upper(), fmt(median(r["marks_ms"].get(mark) for r in rows))))
         seen = [r["marks_ms"][mark] for r in rows if r["marks_ms"].get(mark) is not None]
         print("MAX_%s=%s" % (mark.upper(), fmt(max(seen) if seen else None)))
@@ -361,11 +370,12 @@ if mode == "kills":
     print("REASONS=%s" % shlex.quote("; ".join("%d x %s" % (n, k) for k, n in sorted(reasons.items(), key=lambda kv: -kv[1]))))
 elif mode == "table":
     rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
-    print("%5s %9s %7s %8s %9s %7s %7s %8s %8s %6s %5s  %s" % ("round", "failover", "lost_ch", "suspect", "arbiter", "live",
-          "1st_ack", "acked", "in_flight", "lost", "errs", "suspected because"))
+    print("%5s %9s | %7s %7s %8s %8s %6s %7s | %7s %9s %5s %5s  %s" % ("round", "failover", "cl_eof", "lost_ch", "suspect",
+          "arbiter", "live", "1st_ack", "acked", "in_flight", "lost", "errs", "suspected because"))
     for r in rows:
         m = r["marks_ms"]
-        print("%5d %9s %7s %8s %9s %7s %7s %8d %8s %6d %5d  %s" % (r["round"], fmt(r["failover_ms"]), fmt(m.get("channel_lost")),
+        print("%5d %9s | %7s %7s %8s %8s %6s %7s | %7d %9s %5d %5d  %s" % (r["round"], fmt(r["failover_ms"]),
+              fmt(r.get("client_broken_ms")), fmt(m.get("channel_lost")),
               fmt(m.get("suspected")), fmt(m.get("won")), fmt(m.get("live")), fmt(r["failover_ms"]),
               r["acked_sets"] + r["acked_incrs"], "yes" if r["inflight_at_kill"] else "no", r["lost"], r["errors"],
               r["suspect_reason"] or "-"))
@@ -439,6 +449,7 @@ if [[ ",$PARTS," == *",soak,"* ]]; then
   : >"$work/soak-status.jsonl"
   for sample in $(seq $(( SOAK_SECONDS / STATUS_EVERY + 2 ))); do
     [ "$(date +%s)" -lt "$soak_end" ] || break
+    last_sample_t=$(( $(date +%s) - soak_start ))
     timeout 15 "$BIN/lockstep" status --arbiter "127.0.0.1:$ARB" --vm soak --tls-dir "$work/certs/op" --json \
       >>"$work/soak-status.jsonl" 2>"$work/soak-status.err" || echo "{\"error\": \"status failed: $(tr -d '"\n' <"$work/soak-status.err" | cut -c1-200)\"}" >>"$work/soak-status.jsonl"
     if [ $(( sample % 6 )) -eq 1 ]; then
@@ -452,19 +463,19 @@ if [[ ",$PARTS," == *",soak,"* ]]; then
   stop_pid "$LOAD_PID" TERM 5
   commands=$(timeout 10 redis-cli -p "$SVC" info stats 2>/dev/null | tr -d '\r' | grep '^total_commands_processed:' | cut -d: -f2 || true)
   commands_rate=$([ -n "$commands" ] && echo $(( commands / (soak_elapsed > 0 ? soak_elapsed : 1) )) || echo "?")
+  grants=$(grep -c "granted soak generation" "$work/arbiter.log" || true)   # before the power-off record
   # After the window: a clean stop, and the backup must reach the same final state.
   stop_pid "$PRIMARY_PID" TERM 20
   for _ in $(seq 200); do kill -0 "$BACKUP_PID" 2>/dev/null || break; sleep 0.05; done
   backup_alive=$(kill -0 "$BACKUP_PID" 2>/dev/null && echo "still running 10 s after the primary stopped" || echo exited)
   stop_pid "$BACKUP_PID" TERM 5
   false_failovers=$(cat "$SOAK_PRIMARY_LOG" "$SOAK_BACKUP_LOG" | grep -cE "$FAILOVER_LINES" || true)
-  grants=$(grep -c "granted soak generation" "$work/arbiter.log" || true)
   in_sync=$(grep -q "replay reached the primary's final state exactly" "$SOAK_BACKUP_LOG" && echo yes || echo no)
   replication_line=$(grep -o 'replication: .*' "$SOAK_PRIMARY_LOG" | tail -1 || true)
   hb_rejected=$(cat "$SOAK_PRIMARY_LOG" "$SOAK_BACKUP_LOG" | grep -c "heartbeat: rejected" || true)
   bench_runs=$(grep -c '^SET' "$work/soak-bench.log" || true)
   rate() { { grep "^$1" "$work/soak-bench.log" || true; } | grep -o '[0-9.]* requests' | cut -d' ' -f1 | sort -n |
-    awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "-"}'; }
+    awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "-"}' || true; }
   set_rate=$(rate SET); incr_rate=$(rate INCR)
   eval "$(python3 "$work/summarize.py" status "$work/soak-status.jsonl")"
 fi
@@ -480,7 +491,7 @@ fi
     echo "    kills: $KILL_ROUNDS, failovers completed: $KILL_OK${KILL_FAILED:+ (failed rounds: $KILL_FAILED)}"
     echo "    p50 $P50 ms (goal <= 200), p90 $P90 ms, max $MAX ms (goal <= 500), min $MIN ms  [nearest-rank percentiles]"
     echo "    breakdown, ms after the kill (median / max), backup log lines timestamped by the client's 1 ms poll:"
-    echo "      channel lost $MED_CHANNEL_LOST / $MAX_CHANNEL_LOST;  primary suspected $MED_SUSPECTED / $MAX_SUSPECTED;  arbiter granted $MED_WON / $MAX_WON;  LIVE $MED_LIVE / $MAX_LIVE"
+    echo "      client's connection broke $MED_CLIENT_BROKEN / $MAX_CLIENT_BROKEN;  backup: channel lost $MED_CHANNEL_LOST / $MAX_CHANNEL_LOST;  primary suspected $MED_SUSPECTED / $MAX_SUSPECTED;  arbiter granted $MED_WON / $MAX_WON;  LIVE $MED_LIVE / $MAX_LIVE"
     echo "    suspected because: $REASONS"
     echo "    kills that landed with a write in flight: $INFLIGHT of $KILL_ROUNDS"
     echo "(b) acknowledged writes: $ACKED ($ACKED_SETS SETs + $ACKED_INCRS INCRs; $ACKED_BEFORE_KILL acknowledged by the old primary), lost: $LOST (must be 0)"
@@ -493,7 +504,7 @@ fi
     echo "    false failovers (lines matching '$FAILOVER_LINES' in both VMMs' logs): $false_failovers (must be 0); arbiter grants for the VM: $grants (1 = only the initial claim)"
     echo "    status samples: $STATUS_SAMPLES, not protected: $STATUS_UNPROTECTED (must be 0); generations seen: $STATUS_GENERATIONS; primaries seen: $STATUS_PRIMARIES"
     echo "    lag_ms: max $MAX_LAG, median $MED_LAG; max held outputs in a sample: $MAX_HELD"
-    echo "    heartbeats received by the primary: $LAST_HEARTBEATS_RECEIVED (expected ~$(( soak_elapsed * 1000 / HEARTBEAT_MS )) at one per ${HEARTBEAT_MS} ms), refused: $LAST_HEARTBEATS_FORGED forged, $LAST_HEARTBEATS_REPLAYED replayed, $LAST_HEARTBEATS_MALFORMED malformed; 'heartbeat: rejected' log lines: $hb_rejected"
+    echo "    heartbeats received by the primary: $LAST_HEARTBEATS_RECEIVED at the last sample, t=${last_sample_t}s (~$(( last_sample_t * 1000 / HEARTBEAT_MS )) expected at one per ${HEARTBEAT_MS} ms), refused: $LAST_HEARTBEATS_FORGED forged, $LAST_HEARTBEATS_REPLAYED replayed, $LAST_HEARTBEATS_MALFORMED malformed; 'heartbeat: rejected' log lines: $hb_rejected"
     echo "    load: $bench_runs completed redis-benchmark runs, median SET $set_rate req/s, INCR $incr_rate req/s; commands processed by the guest: ${commands:-?} (${commands_rate:-?}/s)"
     echo "    after a clean stop: backup $backup_alive, replay reached the primary's final state: $in_sync"
     echo "    primary's $replication_line"

@@ -93,8 +93,10 @@ public final class ArbiterClient: Sendable {
 
   /// Sends raw `bytes` (tests: malformed requests) and reads one answer.
   /// A connection kept from an earlier request may have been closed by
-  /// the arbiter meanwhile (idle timeout, restart): when it fails, the
-  /// request is sent once more on a new connection. That is safe for
+  /// the arbiter meanwhile (idle timeout, restart): when it fails (but not
+  /// when the arbiter merely did not answer in time: then a new connection
+  /// would only double the wait), the request is sent once more on a new
+  /// connection. That is safe for
   /// every request: a query changes nothing, and a test-and-set that did
   /// win the first time is recognised by ``testAndSet(vm:expectedGeneration:node:serviceAddress:replicationAddress:)``.
   func send(_ bytes: [UInt8]) throws(ArbiterError) -> ArbiterMessage {
@@ -141,7 +143,7 @@ public final class ArbiterClient: Sendable {
           return answer
         }
         guard ClockReading.monotonicNanoseconds() < deadline else {
-          throw ArbiterError(.unreachable, "the arbiter at \(address) did not answer within \(timeout)")
+          throw ArbiterError(.timedOut, "the arbiter at \(address) did not answer within \(timeout)")
         }
         let got = try connection.read(into: &chunk)
         guard got > 0 else {
@@ -151,6 +153,8 @@ public final class ArbiterClient: Sendable {
       }
     } catch let error as ArbiterError {
       throw error
+    } catch let error as TLSError where error.code == .timedOut {
+      throw ArbiterError(.timedOut, "the arbiter at \(address) did not answer within \(timeout): \(error)")
     } catch let error as TLSError {
       throw ArbiterError(.unreachable, "the arbiter at \(address) is unreachable: \(error)")
     } catch let error as LogDecodingError {

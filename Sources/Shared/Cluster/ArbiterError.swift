@@ -8,6 +8,9 @@ public struct ArbiterError: Error, CustomStringConvertible, Sendable, Equatable 
     case corruptRecord
     /// The arbiter cannot be reached, or the connection failed.
     case unreachable
+    /// The arbiter accepted the request but did not answer in time (it may
+    /// have decided: ask again, which is always safe).
+    case timedOut
     /// The arbiter answered with an error (refused the request).
     case refused
     /// The peer sent something the protocol does not allow.

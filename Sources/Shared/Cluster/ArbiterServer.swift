@@ -196,7 +196,14 @@ public final class ArbiterServer: Sendable {
           logger.notice("arbiter: granted \(record) to \(peer) (it expected generation \(expectedGeneration))")
           return .granted(record)
         case .current(let record):
-          logger.notice("arbiter: \(peer) lost \(vm): it expected generation \(expectedGeneration); \(record)")
+          if record.holder == node && record.generation == expectedGeneration &+ 1 {
+            // A retry (or a request left on an abandoned connection) of a
+            // win already answered: the asker holds exactly that generation.
+            logger.info(
+              "arbiter: \(peer) asked again for \(vm) generation \(record.generation), which it already holds")
+          } else {
+            logger.notice("arbiter: \(peer) lost \(vm): it expected generation \(expectedGeneration); \(record)")
+          }
           return .current(record)
         }
       } catch {

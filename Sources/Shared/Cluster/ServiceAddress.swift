@@ -25,8 +25,9 @@ public struct ServiceAddress: Sendable {
     self.device = device
   }
 
-  /// Takes the virtual IP (if any): adds it to the device and sends
-  /// gratuitous ARPs. Throws when the address cannot be added.
+  /// Takes the virtual IP (if any): adds it to the device. Throws when the
+  /// address cannot be added. Call ``announce(logger:)`` once the service
+  /// listens on it.
   public func acquire(logger: Logger) throws {
     guard let virtualIP, let device else { return }
     let added = ExternalCommand.run(["ip", "address", "replace", virtualIP, "dev", device])
@@ -35,18 +36,28 @@ public struct ServiceAddress: Sendable {
         "cannot add the service VIP \(virtualIP) to \(device): \(added.errorOutput) (exit \(added.status)); "
           + "this needs CAP_NET_ADMIN and an existing interface (--service-dev)")
     }
-    let ip = String(virtualIP.prefix { $0 != "/" })
-    // Unsolicited ARP (gratuitous): every neighbour updates its cache.
-    let announced = ExternalCommand.run(["arping", "-U", "-c", "2", "-w", "1", "-I", device, ip])
-    if announced.status != 0 {
-      logger.warning(
-        "gratuitous ARP for \(ip) on \(device) failed (exit \(announced.status)): \(announced.errorOutput); clients learn the new address when their ARP entries expire"
-      )
-    }
     logger.info("took the service VIP", metadata: ["vip": "\(virtualIP)", "device": "\(device)"])
   }
 
-  /// Gives the virtual IP up (a node that halts or stops).
+  /// Sends gratuitous (unsolicited) ARPs for the virtual IP on a thread of
+  /// its own, so every neighbour updates its cache now; returns the thread
+  /// (nil without a VIP). Call after the service listens.
+  public func announce(logger: Logger) -> NamedThread? {
+    guard let virtualIP, let device else { return nil }
+    let ip = String(virtualIP.prefix { $0 != "/" })
+    return try? NamedThread(name: "arp-announce") {
+      let announced = ExternalCommand.run(["arping", "-U", "-c", "2", "-w", "2", "-I", device, ip])
+      if announced.status != 0 {
+        logger.warning(
+          "gratuitous ARP for \(ip) on \(device) failed (exit \(announced.status)): \(announced.errorOutput); clients learn the new address when their ARP entries expire"
+        )
+      }
+    }
+  }
+
+  /// Gives the virtual IP up: a node that halts or stops, and a backup when
+  /// it starts (a primary whose process was killed on that host left it
+  /// there; two hosts answering ARP for it would split the clients).
   public func release(logger: Logger) {
     guard let virtualIP, let device else { return }
     let removed = ExternalCommand.run(["ip", "address", "del", virtualIP, "dev", device])

@@ -62,6 +62,7 @@ public final class BackupVMM: Sendable {
     var finished = false
     var liveAt: UInt64?
     var operators: (listener: TLSListener, thread: NamedThread)?
+    var announcer: NamedThread?
   }
 
   let state = Mutex(State())
@@ -89,6 +90,9 @@ public final class BackupVMM: Sendable {
   ) throws -> Report {
     let control = try MachineControl()
     let stopper = try SignalStopper.install(control: control, logger: logger)
+    // A backup never holds the service VIP: one left on this host by a
+    // primary process that was killed here must go.
+    service?.release(logger: logger)
     let context = try TLSContext(credentials: credentials, side: .client)
     let identity = LogHeader(
       configuration: MachineConfiguration(name: vm, image: image, imagePath: imagePath, memorySize: 0), diskSize: 0)
@@ -191,6 +195,7 @@ public final class BackupVMM: Sendable {
       operators.listener.close()
       operators.thread.join()
     }
+    state.withLock { $0.announcer }?.join()
     service?.release(logger: logger)
     guard let result = outcome.withLock({ $0 }) else {
       throw MachineSetupError("the backup's vCPU thread ended without a result")
@@ -239,6 +244,7 @@ public final class BackupVMM: Sendable {
         bound.adopt(openConnections: machine.net.openConnections, highest: machine.net.highestConnection)
         try bound.start()
         network = bound
+        if let announcer = service.announce(logger: logger) { state.withLock { $0.announcer = announcer } }
       } catch {
         logger.critical(
           "won generation \(generation) but cannot serve on \(service.address): \(error); stopping the VM")

@@ -152,10 +152,13 @@ public final class ReplicatedPrimary: Sendable {
     while !state.withLock({ $0.attachedOnce }) && !control.stopRequested {
       control.wakeup.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 50_000_000)
     }
+    var announcer: NamedThread?
     if let network, let service {
       try network.start()
+      announcer = service.announce(logger: logger)
       logger.info("serving clients", metadata: ["address": "\(service.address.host):\(network.port)"])
     }
+    defer { announcer?.join() }
     let outcome = Mutex<Result<MachineReport, MachineSetupError>?>(nil)
     let vcpu = try NamedThread(name: "vcpu-0") { [self] in
       let result: Result<MachineReport, MachineSetupError>

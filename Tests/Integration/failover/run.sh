@@ -298,7 +298,7 @@ sets() {
 readable() {
   local i
   for i in $(seq "$2"); do printf 'GET %s:%s\n' "$1" "$i"; done \
-    | timeout 10 redis-cli -p "$svc" 2>/dev/null | awk -v p="$1" '$0 == "v" NR { n++ } END { print n + 0 }'
+    | timeout 10 redis-cli -p "$svc" 2>/dev/null | awk '$0 == "v" NR { n++ } END { print n + 0 }'
 }
 
 # ------------------------------------------- 1. kill -9 the primary under load
@@ -306,19 +306,19 @@ echo "# 1. kill -9 the primary under a write load"
 if cluster t1; then
   spawn load "$dir/load.out" python3 "$work/load.py" "$svc" "$dir/acks" 60 "$dir/stop" w
   for _ in $(seq 400); do [ "$(lines "$dir/acks")" -ge 300 ] && break; sleep 0.05; done
-  killed_at=$(now)
   kill -9 "$primary"
+  killed_at=$(now)
   wait_for "$dir/backup.out" "LIVE: this node is the primary now" 30
   check "the backup went live after the primary's SIGKILL" $? "$(tail_of "$dir/backup.out" 6)"
   # Let the load run on the new primary until it has 300 more acknowledgements.
   base=$(lines "$dir/acks")
   for _ in $(seq 400); do [ $(( $(lines "$dir/acks") - base )) -ge 300 ] && break; sleep 0.05; done
   touch "$dir/stop"; wait_exit "$load" 15
-  read -r before after first_ms pause_ms < <(python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6, $8}')
+  read -r before after first_ms pause_ms < <(timeout 30 python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6, $8}')
   [ "${after:-0}" -ge 100 ]
   check "writes succeed again on the same service address" $? "$after acknowledged after the kill; $(cat "$dir/load.out")"
   info "acknowledged writes: $before before the kill, $after after; first write acknowledged ${first_ms} ms after the kill, longest pause between acknowledgements ${pause_ms} ms ($(tr -d '\n' <"$dir/load.out"))"
-  v=$(python3 "$work/verify.py" "$svc" "$dir/acks" w 2>&1)
+  v=$(timeout 60 python3 "$work/verify.py" "$svc" "$dir/acks" w 2>&1)
   unset v_missing v_wrong v_sets v_incrs v_counter v_maxincr
   eval "$(echo "$v" | grep -oE '[a-z]+=[0-9]+' | sed 's/^/v_/')"
   [ "${v_missing:-1}" -eq 0 ] && [ "${v_wrong:-1}" -eq 0 ] && [ "${v_sets:-0}" -gt 0 ]
@@ -338,15 +338,15 @@ echo "# 2. kill -9 the backup"
 if cluster t2; then
   spawn load "$dir/load.out" python3 "$work/load.py" "$svc" "$dir/acks" 60 "$dir/stop" w
   for _ in $(seq 400); do [ "$(lines "$dir/acks")" -ge 200 ] && break; sleep 0.05; done
-  killed_at=$(now)
   kill -9 "$backup"
+  killed_at=$(now)
   wait_for "$dir/primary.out" "running ALONE (unprotected)" 30
   check "the primary goes on alone after the backup's SIGKILL" $? "$(tail_of "$dir/primary.out" 6)"
   base=$(lines "$dir/acks")
   for _ in $(seq 400); do [ $(( $(lines "$dir/acks") - base )) -ge 200 ] && break; sleep 0.05; done
   touch "$dir/stop"; wait_exit "$load" 15
-  read -r before after first_ms pause_ms < <(python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6, $8}')
-  v=$(python3 "$work/verify.py" "$svc" "$dir/acks" w 2>&1)
+  read -r before after first_ms pause_ms < <(timeout 30 python3 "$work/gap.py" "$dir/acks" "$killed_at" | tr '=' ' ' | awk '{print $2, $4, $6, $8}')
+  v=$(timeout 60 python3 "$work/verify.py" "$svc" "$dir/acks" w 2>&1)
   unset v_missing v_wrong v_sets v_incrs v_counter v_maxincr
   eval "$(echo "$v" | grep -oE '[a-z]+=[0-9]+' | sed 's/^/v_/')"
   [ "${after:-0}" -ge 100 ] && [ "${v_missing:-1}" -eq 0 ] && [ "${v_wrong:-1}" -eq 0 ] \
@@ -394,7 +394,7 @@ if cluster t4; then
   m0=$(jfield "$dir/status0.json" heartbeats_malformed); a0=$(jfield "$dir/status0.json" heartbeats_received)
   [ "$status_rc" -eq 0 ] && [ "$f0" = 0 ] && [ "$r0" = 0 ] && [ "$m0" = 0 ] && [ "$a0" -gt 0 ] 2>/dev/null
   check "before: protected, heartbeats received ($a0), none refused" $? "$(status_text)"
-  python3 "$work/hb.py" "$repa" "$work/certs/node-a/heartbeat.key" kv >"$dir/hb.out" 2>&1
+  timeout 30 python3 "$work/hb.py" "$repa" "$work/certs/node-a/heartbeat.key" kv >"$dir/hb.out" 2>&1
   check "sent forged, replayed and malformed heartbeats to UDP port $repa" $? "$(cat "$dir/hb.out")"
   for _ in $(seq 50); do
     status

@@ -17,7 +17,8 @@
 #     the client reaches the primary on the VIP; after kill -9 of the primary
 #     the backup goes live and the client reaches it on the same VIP.
 # Every wait bounded; the cleanup trap kills every process it started and
-# deletes its namespaces. Prints "N passed, M failed"; exit 1 on a failure.
+# deletes its namespaces (KEEP_WORK=1 keeps the logs in the work dir).
+# Prints "N passed, M failed"; exit 1 on a failure.
 set -u
 cd "$(dirname "$0")/../../.."
 root=$PWD
@@ -197,6 +198,7 @@ node_name() { case "$1" in a) echo node-a ;; b) echo node-b ;; esac; }
 # ------------------------------------------------------------------------------
 net_up
 check "four namespaces on a bridge reach each other (root namespace untouched)" $? "network setup failed"
+[ "$failed" -eq 0 ] || { echo "$passed passed, $failed failed"; exit 1; }
 "$BIN/lockstep" certs init --dir "$work/certs" --vmms node-a,node-b --arbiter arbiter --operators op >/dev/null
 check "certificates for node-a, node-b, the arbiter and an operator" $? "lockstep certs init failed"
 start_arbiter
