@@ -8,7 +8,8 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?=
 # Debian packages the build and the tests need (headers for KVM and the C shims).
-DEBIAN_PACKAGES := make linux-libc-dev libc6-dev libssl-dev python3 iproute2 redis-tools redis-server bc
+DEBIAN_PACKAGES := make linux-libc-dev libc6-dev libssl-dev python3 iproute2 redis-tools redis-server bc \
+	nftables iputils-arping iputils-ping
 
 .PHONY: all build deps guests release test unit-test lint format demo bench clean
 
@@ -27,7 +28,8 @@ build: deps guests release
 
 # Integration test scripts run after the unit tests (each prints
 # "N passed, M failed" and exits non-zero on failure).
-INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh Tests/Integration/replication/run.sh
+INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh Tests/Integration/replication/run.sh \
+	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh
 
 # The debug build is what the tests run against (they spawn
 # .build/debug/primary-vmm too).
@@ -48,6 +50,9 @@ demo: build
 
 bench: build
 	bash bench/monitor.sh
+	bash bench/kvstore.sh
+	bash bench/replication.sh
+	bash bench/failover.sh
 
 clean:
 	$(MAKE) -C Guest clean

@@ -129,8 +129,8 @@ final class FailoverTests: XCTestCase {
     status.heartbeatsForged = 2
     status.heartbeatsReplayed = 1
     let messages: [ChannelMessage] = [
-      .hello(header: header, resumeFrom: 9, heartbeatPort: 40_000),
-      .welcome(header: header, startsAt: 9, generation: 3),
+      .hello(header: header, resumeFrom: 9, heartbeatPort: 40_000, heartbeatBootID: 77),
+      .welcome(header: header, startsAt: 9, generation: 3, heartbeatBootID: 78),
       .handover(exits: 123),
       .statusRequest,
       .status(status),

@@ -101,6 +101,7 @@ public struct ClusterStatus: Sendable {
         ("heartbeats_forged", "\(node.heartbeatsForged)"),
         ("heartbeats_replayed", "\(node.heartbeatsReplayed)"),
         ("heartbeats_malformed", "\(node.heartbeatsMalformed)"),
+        ("heartbeats_foreign", "\(node.heartbeatsForeign)"),
       ]
     }
     if let nodeError { fields.append(("error", Self.quote(nodeError))) }
@@ -131,7 +132,8 @@ public struct ClusterStatus: Sendable {
     lines.append(
       "  heartbeat:  \(node.lastHeartbeatMilliseconds == .max ? "never" : "\(node.lastHeartbeatMilliseconds) ms ago")"
         + " (\(node.heartbeatsReceived) received; refused: \(node.heartbeatsForged) forged, "
-        + "\(node.heartbeatsReplayed) replayed, \(node.heartbeatsMalformed) malformed)")
+        + "\(node.heartbeatsReplayed) replayed, \(node.heartbeatsMalformed) malformed, "
+        + "\(node.heartbeatsForeign) foreign)")
     return lines.joined(separator: "\n")
   }
 

@@ -57,12 +57,15 @@ public struct HeartbeatStatus: Sendable, Equatable {
 /// heartbeat key (HMAC-SHA256) and refused when replayed.
 ///
 /// A heartbeat is accepted only if its MAC verifies, it names this VM and
-/// another node, and either its boot id is new (the sender restarted: the
-/// sender's previous boot id is then retired for good) or its sequence is
-/// above the last accepted one of that boot id. What an accepted heartbeat
-/// cannot prove is freshness across a restart of *this* receiver: a
-/// recorded packet replayed to a freshly started receiver is accepted once
-/// per unseen boot id, and can only postpone suspicion by one timeout.
+/// another node, and its sequence is above the last accepted one of its
+/// boot id. The VMMs pin the peer: once the logging channel (mutual TLS)
+/// has told each side the other's node name and boot id
+/// (``expect(peer:bootID:)``), only that sender with that boot id is
+/// accepted, so a heartbeat recorded from an earlier process of the peer,
+/// replayed, is refused as foreign. Before that (and in an endpoint never
+/// pinned) a new boot id of a sender supersedes its previous one for good,
+/// and a recorded packet replayed to a freshly started receiver is accepted
+/// once per unseen boot id.
 ///
 /// Each rejection kind is logged at most once a minute (with how many were
 /// suppressed), so a flood of garbage cannot flood the log. One thread,
@@ -124,6 +127,8 @@ public final class Heartbeat: Sendable {
     var flags: HeartbeatFlags
     var sequence: UInt64 = 0
     var senders: [String: SenderState] = [:]
+    /// The only sender (name and boot id) accepted, once known.
+    var expected: (name: String, bootID: UInt64)?
     /// Per rejection kind: when it was last logged, and how many since.
     var lastLogged: [UInt64?] = Array(repeating: nil, count: Rejection.allCases.count)
     var suppressed: [UInt64] = Array(repeating: 0, count: Rejection.allCases.count)
@@ -139,7 +144,9 @@ public final class Heartbeat: Sendable {
   private let configuration: Configuration
   private let socket: UDPSocket
   private let destination: UDPSocket.Destination
-  private let bootID: UInt64
+  /// This endpoint's random boot id (carried in every heartbeat it sends;
+  /// the peer learns it over the TLS channel, see ``expect(peer:bootID:)``).
+  public let bootID: UInt64
   private let state: Mutex<State>
   private let stopping = Atomic<Bool>(false)
   private let wakeup: Wakeup
@@ -194,6 +201,18 @@ public final class Heartbeat: Sendable {
   /// Whether the peer is suspected at `now` (monotonic ns).
   public func isPeerSuspected(now: UInt64 = ClockReading.monotonicNanoseconds()) -> Bool {
     state.withLock { $0.detector.isSuspected(now: now) }
+  }
+
+  /// From now on accepts heartbeats only from `peer` with `bootID`, both
+  /// learned over the mutually authenticated logging channel: a packet from
+  /// any other sender or boot id (an old process of the peer, replayed) is
+  /// foreign, so a recorded heartbeat can neither keep a dead peer alive
+  /// nor displace the live one.
+  public func expect(peer: String, bootID: UInt64) {
+    state.withLock { state in
+      state.expected = (peer, bootID)
+      state.senders = [:]
+    }
   }
 
   /// Changes the generation and flags carried from the next heartbeat on.
@@ -279,6 +298,14 @@ public final class Heartbeat: Sendable {
     }
     guard packet.sender != configuration.node else {
       reject(.foreign, "this node's own heartbeat came back (reflected)", at: now)
+      return
+    }
+    let expected = state.withLock { $0.expected }
+    if let expected, packet.sender != expected.name || packet.bootID != expected.bootID {
+      reject(
+        .foreign,
+        "a heartbeat from '\(packet.sender)' (boot id \(packet.bootID)); this endpoint accepts only '\(expected.name)' with boot id \(expected.bootID)",
+        at: now)
       return
     }
     let verdict = state.withLock { state -> String? in

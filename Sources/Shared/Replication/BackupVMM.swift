@@ -63,6 +63,7 @@ public final class BackupVMM: Sendable {
     var liveAt: UInt64?
     var operators: (listener: TLSListener, thread: NamedThread)?
     var announcer: NamedThread?
+    var network: NetworkService?
   }
 
   let state = Mutex(State())
@@ -108,7 +109,7 @@ public final class BackupVMM: Sendable {
           peer: primary, key: key, timing: failover.timing), logger: logger)
     }
     let (stream, header, generation) = try connect(
-      primary: primary, context: context, hello: identity, resumeFrom: 0, heartbeatPort: heartbeat?.port ?? 0,
+      primary: primary, context: context, hello: identity, resumeFrom: 0, heartbeat: heartbeat,
       timeout: connectTimeout, logger: logger)
     logger.info(
       "attached to the primary",
@@ -196,6 +197,7 @@ public final class BackupVMM: Sendable {
       operators.thread.join()
     }
     state.withLock { $0.announcer }?.join()
+    state.withLock { $0.network }?.stop()
     service?.release(logger: logger)
     guard let result = outcome.withLock({ $0 }) else {
       throw MachineSetupError("the backup's vCPU thread ended without a result")
@@ -244,6 +246,7 @@ public final class BackupVMM: Sendable {
         bound.adopt(openConnections: machine.net.openConnections, highest: machine.net.highestConnection)
         try bound.start()
         network = bound
+        state.withLock { $0.network = bound }
         if let announcer = service.announce(logger: logger) { state.withLock { $0.announcer = announcer } }
       } catch {
         logger.critical(
@@ -288,7 +291,11 @@ public final class BackupVMM: Sendable {
       Wakeup.sleep(milliseconds: 2)
       guard let reason = suspicion() else { continue }
       let generation = state.withLock { $0.generation }
-      logger.warning("primary suspected: \(reason); asking the arbiter", metadata: ["generation": "\(generation)"])
+      let handover = state.withLock { $0.handover }
+      logger.log(
+        level: handover ? .info : .warning,
+        "\(handover ? "taking over" : "primary suspected"): \(reason); asking the arbiter",
+        metadata: ["generation": "\(generation)"])
       let outcome = arbiter.testAndSetRetrying(
         vm: vm, expectedGeneration: generation, serviceAddress: service.map { "\($0.address)" } ?? "",
         replicationAddress: replicationAddress, retryInterval: .milliseconds(100), logger: logger
@@ -357,8 +364,8 @@ public final class BackupVMM: Sendable {
       if stop { return nil }
       do {
         let (stream, _, _) = try Self.connect(
-          primary: primary, context: context, hello: identity, resumeFrom: position,
-          heartbeatPort: heartbeat?.port ?? 0, timeout: .zero, attemptTimeout: .seconds(1), logger: logger)
+          primary: primary, context: context, hello: identity, resumeFrom: position, heartbeat: heartbeat,
+          timeout: .zero, attemptTimeout: .seconds(1), logger: logger)
         let accepted = state.withLock { state -> Bool in
           guard !state.finished && state.decision == .undecided else { return false }
           state.current = stream
@@ -387,9 +394,10 @@ public final class BackupVMM: Sendable {
 
   /// Connects (retrying until `timeout` while the primary is not there
   /// yet), says hello, and returns the stream, the primary's header and
-  /// the generation it holds.
+  /// the generation it holds. `heartbeat` is announced in the hello and
+  /// pinned to the primary's name and boot id from the welcome.
   static func connect(
-    primary: HostPort, context: TLSContext, hello: LogHeader, resumeFrom: UInt64, heartbeatPort: Int,
+    primary: HostPort, context: TLSContext, hello: LogHeader, resumeFrom: UInt64, heartbeat: Heartbeat?,
     timeout: Duration, attemptTimeout: Duration = .seconds(5), logger: Logger
   ) throws -> (TLSStream, LogHeader, UInt64) {
     let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(timeout)
@@ -398,13 +406,16 @@ public final class BackupVMM: Sendable {
         let stream = try TLSStream.connect(
           host: primary.host, port: primary.port, context: context, timeout: attemptTimeout, expecting: .vmm)
         var message: [UInt8] = []
-        ChannelMessage.hello(header: hello, resumeFrom: resumeFrom, heartbeatPort: UInt16(heartbeatPort))
-          .encode(into: &message)
+        ChannelMessage.hello(
+          header: hello, resumeFrom: resumeFrom, heartbeatPort: UInt16(heartbeat?.port ?? 0),
+          heartbeatBootID: heartbeat?.bootID ?? 0
+        ).encode(into: &message)
         try stream.write(message)
         var reader = ChannelReader(stream: stream)
         switch try reader.readControl() {
-        case .welcome(let header, _, let generation)?:
+        case .welcome(let header, _, let generation, let bootID)?:
           try stream.setTimeout(.seconds(1))
+          if bootID != 0 { heartbeat?.expect(peer: stream.peerName, bootID: bootID) }
           return (stream, header, generation)
         case .refuse(let reason)?:
           stream.close()

@@ -29,11 +29,12 @@ public struct NodeStatus: Sendable, Equatable {
   /// The log position the backup has acknowledged.
   public var acknowledged: UInt64
   /// Heartbeats accepted, and refused as forged (bad MAC), replayed (old
-  /// sequence or boot id) or malformed/foreign.
+  /// sequence), malformed, or foreign (another VM, sender or boot id).
   public var heartbeatsReceived: UInt64 = 0
   public var heartbeatsForged: UInt64 = 0
   public var heartbeatsReplayed: UInt64 = 0
   public var heartbeatsMalformed: UInt64 = 0
+  public var heartbeatsForeign: UInt64 = 0
 
   /// Creates a status.
   public init(
@@ -68,6 +69,7 @@ public struct NodeStatus: Sendable, Equatable {
     for value in [
       lagNanoseconds, heldOutputs, heldBytes, logBytes, logRecords, logBytesPerSecond, lastHeartbeatMilliseconds,
       acknowledged, heartbeatsReceived, heartbeatsForged, heartbeatsReplayed, heartbeatsMalformed,
+      heartbeatsForeign,
     ] {
       body.append(littleEndian: value)
     }
@@ -84,7 +86,7 @@ public struct NodeStatus: Sendable, Equatable {
     var values: [UInt64] = []
     for name in [
       "lag", "held", "heldBytes", "logBytes", "logRecords", "logRate", "heartbeat", "acknowledged", "hbReceived",
-      "hbForged", "hbReplayed", "hbMalformed",
+      "hbForged", "hbReplayed", "hbMalformed", "hbForeign",
     ] {
       values.append(try body.read(UInt64.self, "status.\(name)"))
     }
@@ -97,6 +99,7 @@ public struct NodeStatus: Sendable, Equatable {
     status.heartbeatsForged = values[9]
     status.heartbeatsReplayed = values[10]
     status.heartbeatsMalformed = values[11]
+    status.heartbeatsForeign = values[12]
     return status
   }
 }

@@ -21,8 +21,10 @@ extension ReplicatedPrimary {
         try stream.setTimeout(.seconds(5))
         var reader = ChannelReader(stream: stream)
         switch try reader.readControl() {
-        case .hello(let theirs, let resumeFrom, let heartbeatPort)? where stream.peerRole == .vmm:
-          try attachBackup(stream, theirs: theirs, resumeFrom: resumeFrom, heartbeatPort: heartbeatPort)
+        case .hello(let theirs, let resumeFrom, let heartbeatPort, let heartbeatBootID)? where stream.peerRole == .vmm:
+          try attachBackup(
+            stream, theirs: theirs, resumeFrom: resumeFrom, heartbeatPort: heartbeatPort,
+            heartbeatBootID: heartbeatBootID)
         case .statusRequest?:
           try answer(stream, .status(status()))
         case .command(let command)? where stream.peerRole == .operator:
@@ -52,7 +54,9 @@ extension ReplicatedPrimary {
 
   /// A backup's hello: checks it, replaces a stale session of the same
   /// backup, welcomes it and serves the log from where it resumes.
-  func attachBackup(_ stream: TLSStream, theirs: LogHeader, resumeFrom: UInt64, heartbeatPort: UInt16) throws {
+  func attachBackup(
+    _ stream: TLSStream, theirs: LogHeader, resumeFrom: UInt64, heartbeatPort: UInt16, heartbeatBootID: UInt64
+  ) throws {
     if let reason = Self.handshakeMismatch(ours: header, theirs: theirs) { return try refuse(stream, reason) }
     let (alone, halted, generation) = state.withLock { ($0.alone, $0.halted, $0.generation) }
     if let halted { return try refuse(stream, "this primary halted: \(halted)") }
@@ -77,13 +81,16 @@ extension ReplicatedPrimary {
       return try refuse(
         stream, "the log before exit \(resumeFrom) is no longer held here; a new backup must join by cloning")
     }
+    let heartbeat = try startHeartbeat(
+      to: stream, port: heartbeatPort, bootID: heartbeatBootID, generation: generation)
     var welcome: [UInt8] = []
-    ChannelMessage.welcome(header: header, startsAt: resumeFrom, generation: generation).encode(into: &welcome)
+    ChannelMessage.welcome(
+      header: header, startsAt: resumeFrom, generation: generation, heartbeatBootID: heartbeat?.bootID ?? 0
+    ).encode(into: &welcome)
     try stream.write(welcome)
     logger.info(
       "backup attached",
       metadata: ["backup": "\(stream.peerDescription)", "from": "\(resumeFrom)", "generation": "\(generation)"])
-    try startHeartbeat(to: stream, port: heartbeatPort, generation: generation)
     let thread = try NamedThread(name: "log-channel") { [self] in
       let reason = channel.serve(stream, from: resumeFrom)
       stream.close()
@@ -103,10 +110,11 @@ extension ReplicatedPrimary {
 
   /// Heartbeats with the backup that just attached (with an arbiter only):
   /// from the replication address's port to the port it announced.
-  func startHeartbeat(to stream: TLSStream, port: UInt16, generation: UInt64) throws {
+  @discardableResult
+  func startHeartbeat(to stream: TLSStream, port: UInt16, bootID: UInt64, generation: UInt64) throws -> Heartbeat? {
     guard let settings, port > 0, let peer = HostPort(parsing: stream.peerAddress),
       let key = credentials.heartbeatKey
-    else { return }
+    else { return nil }
     retireHeartbeat()
     let heartbeat = try Heartbeat(
       Heartbeat.Configuration(
@@ -114,8 +122,10 @@ extension ReplicatedPrimary {
         bind: HostPort(host: replication.host, port: listener.port),
         peer: HostPort(host: peer.host, port: Int(port)), key: key, timing: settings.timing,
         generation: generation, flags: .primary), logger: logger)
+    heartbeat.expect(peer: stream.peerName, bootID: bootID)
     state.withLock { $0.heartbeat = heartbeat }
     onHeartbeatChange(heartbeat)
+    return heartbeat
   }
 
   /// Stops the heartbeat of a previous session and lets it go, so its UDP
@@ -152,7 +162,8 @@ extension ReplicatedPrimary {
       status.heartbeatsReceived = beats.received
       status.heartbeatsForged = beats.rejectedForged
       status.heartbeatsReplayed = beats.rejectedReplayed
-      status.heartbeatsMalformed = beats.rejectedMalformed + beats.rejectedForeign
+      status.heartbeatsMalformed = beats.rejectedMalformed
+      status.heartbeatsForeign = beats.rejectedForeign
       return status
     }
   }

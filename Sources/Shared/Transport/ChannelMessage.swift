@@ -1,12 +1,14 @@
 /// The control messages of the logging channel (docs/protocol.md), framed
 /// like log records (types 16 and up) on the same TLS stream.
 public enum ChannelMessage: Sendable, Equatable {
-  /// Backup → primary, first: who I am, from where I need the log, and the
-  /// UDP port my heartbeats are received on (0: none).
-  case hello(header: LogHeader, resumeFrom: UInt64, heartbeatPort: UInt16)
+  /// Backup → primary, first: who I am, from where I need the log, the
+  /// UDP port my heartbeats are received on (0: none) and the boot id they
+  /// carry.
+  case hello(header: LogHeader, resumeFrom: UInt64, heartbeatPort: UInt16, heartbeatBootID: UInt64)
   /// Primary → backup: accepted; the log follows from `startsAt`; the
-  /// primary holds the VM at the arbiter's `generation` (0: no arbiter).
-  case welcome(header: LogHeader, startsAt: UInt64, generation: UInt64)
+  /// primary holds the VM at the arbiter's `generation` (0: no arbiter);
+  /// its heartbeats carry `heartbeatBootID` (0: none).
+  case welcome(header: LogHeader, startsAt: UInt64, generation: UInt64, heartbeatBootID: UInt64)
   /// Primary → backup: refused, and why; the connection closes.
   case refuse(reason: String)
   /// Backup → primary: I hold the log of every exit before `received`,
@@ -40,14 +42,16 @@ public enum ChannelMessage: Sendable, Equatable {
   public func encode(into buffer: inout [UInt8]) {
     var body: [UInt8] = []
     switch self {
-    case .hello(let header, let resumeFrom, let heartbeatPort):
+    case .hello(let header, let resumeFrom, let heartbeatPort, let bootID):
       LogFrame.encode(.header(header), into: &body)
       body.append(littleEndian: resumeFrom)
       body.append(littleEndian: heartbeatPort)
-    case .welcome(let header, let startsAt, let generation):
+      body.append(littleEndian: bootID)
+    case .welcome(let header, let startsAt, let generation, let bootID):
       LogFrame.encode(.header(header), into: &body)
       body.append(littleEndian: startsAt)
       body.append(littleEndian: generation)
+      body.append(littleEndian: bootID)
     case .refuse(let reason):
       body.appendString(reason)
     case .ack(let received, let replayed):
@@ -80,12 +84,14 @@ public enum ChannelMessage: Sendable, Equatable {
       let position64 = try tail.read(UInt64.self, "handshake.position")
       if type == 16 {
         let port = try tail.read(UInt16.self, "hello.heartbeatPort")
+        let bootID = try tail.read(UInt64.self, "hello.heartbeatBootID")
         try tail.expectEnd("handshake at byte \(position)")
-        return .hello(header: header, resumeFrom: position64, heartbeatPort: port)
+        return .hello(header: header, resumeFrom: position64, heartbeatPort: port, heartbeatBootID: bootID)
       }
       let generation = try tail.read(UInt64.self, "welcome.generation")
+      let bootID = try tail.read(UInt64.self, "welcome.heartbeatBootID")
       try tail.expectEnd("handshake at byte \(position)")
-      return .welcome(header: header, startsAt: position64, generation: generation)
+      return .welcome(header: header, startsAt: position64, generation: generation, heartbeatBootID: bootID)
     case 18:
       message = .refuse(reason: try body.readString("refuse.reason"))
     case 19:

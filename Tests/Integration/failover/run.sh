@@ -6,7 +6,7 @@
 #     same service address and every acknowledged write is readable there;
 #  2. kill -9 the backup: the primary goes on alone, writes keep succeeding;
 #  3. kill -9 and restart the arbiter: its records (generation, holder) stay;
-#  4. forged, replayed and malformed UDP heartbeats sent to the primary are
+#  4. forged, foreign, replayed (real ones captured) and malformed UDP heartbeats sent to the primary are
 #     refused and counted, and the primary stays protected;
 #  5. `lockstep failover` hands the VM to the backup with its data;
 #  6. `lockstep poweroff` stops both nodes (exit 0), no failover;
@@ -182,9 +182,10 @@ pause = max((b - a for a, b in zip(span, span[1:])), default=-1) * 1000
 print("before=%d after=%d first_ms=%.0f pause_ms=%.0f" % (len(before), len(after), first, pause))
 PY2
 # hb.py PORT KEYFILE VM: sends heartbeats to the primary's UDP port:
-# 5 with a bad MAC (forged), from sender "intruder" one valid packet then 3
-# replays of it or older sequences (replayed), 2 that are not heartbeats
-# (malformed). Prints what it sent.
+# 5 with a bad MAC (forged); 3 authentic ones from a sender or boot id the
+# primary does not expect (foreign: "intruder", and "node-b" with another
+# boot id); 3 real heartbeats of the backup captured on lo (AF_PACKET) and
+# sent again (replayed); 2 that are not heartbeats (malformed).
 cat >"$work/hb.py" <<'PY'
 import hashlib, hmac, os, socket, struct, sys, time
 port, keyfile, vm = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -197,16 +198,39 @@ def packet(sender, boot, seq, generation=1, flags=0, mac_key=key):
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 def send(p):
     s.sendto(p, ("127.0.0.1", port)); time.sleep(0.02)
-for n in range(5):  # forged: a MAC under another key, and one with a flipped MAC bit
+# Capture three distinct real heartbeats sent to the primary's port.
+sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+sniffer.bind(("lo", 0))
+sniffer.settimeout(0.5)
+captured, deadline = [], time.monotonic() + 10
+while len(captured) < 3 and time.monotonic() < deadline:
+    try:
+        frame = sniffer.recv(65535)
+    except socket.timeout:
+        continue
+    if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00" or frame[14 + 9] != 17:
+        continue
+    ihl = (frame[14] & 0x0F) * 4
+    udp = 14 + ihl
+    if struct.unpack(">H", frame[udp + 2:udp + 4])[0] != port:
+        continue
+    payload = frame[udp + 8:]
+    if payload.startswith(b"LSHB") and payload not in captured:
+        captured.append(payload)
+sniffer.close()
+assert len(captured) == 3, "captured %d real heartbeats" % len(captured)
+time.sleep(0.2)  # newer ones have been accepted meanwhile
+for n in range(5):  # forged: a MAC under another key
     send(packet("node-b", int.from_bytes(os.urandom(8), "big") | 1, n + 1, mac_key=os.urandom(32)))
 boot = int.from_bytes(os.urandom(8), "big") | 1
-send(packet("intruder", boot, 2))     # authentic, fresh: accepted
-send(packet("intruder", boot, 2))     # the same again: replayed
-send(packet("intruder", boot, 1))     # an older sequence: replayed
-send(packet("intruder", boot, 2))     # again: replayed
-send(b"LSHB\x01\x00garbage")           # too short: malformed
-send(os.urandom(90))                   # not a heartbeat: malformed
-print("sent forged=5 replayed=3 malformed=2 accepted=1")
+send(packet("intruder", boot, 1))     # authentic but not the peer: foreign
+send(packet("intruder", boot, 2))     # foreign
+send(packet("node-b", boot, 10**9))   # the peer's name, another boot id: foreign
+for p in captured:                    # the backup's own, again: replayed
+    send(p)
+send(b"LSHB\x01\x00garbage")          # too short: malformed
+send(os.urandom(90))                  # not a heartbeat: malformed
+print("sent forged=5 foreign=3 replayed=3 malformed=2")
 PY
 # held.py PORT KEY VALUE SECONDS: one SET on one connection; prints the
 # reply and how long it took, or "none" if none came within SECONDS.
@@ -392,7 +416,8 @@ if cluster t4; then
   status; cp "$work/status.json" "$dir/status0.json"
   f0=$(jfield "$dir/status0.json" heartbeats_forged); r0=$(jfield "$dir/status0.json" heartbeats_replayed)
   m0=$(jfield "$dir/status0.json" heartbeats_malformed); a0=$(jfield "$dir/status0.json" heartbeats_received)
-  [ "$status_rc" -eq 0 ] && [ "$f0" = 0 ] && [ "$r0" = 0 ] && [ "$m0" = 0 ] && [ "$a0" -gt 0 ] 2>/dev/null
+  o0=$(jfield "$dir/status0.json" heartbeats_foreign)
+  [ "$status_rc" -eq 0 ] && [ "$f0" = 0 ] && [ "$r0" = 0 ] && [ "$m0" = 0 ] && [ "$o0" = 0 ] && [ "$a0" -gt 0 ] 2>/dev/null
   check "before: protected, heartbeats received ($a0), none refused" $? "$(status_text)"
   timeout 30 python3 "$work/hb.py" "$repa" "$work/certs/node-a/heartbeat.key" kv >"$dir/hb.out" 2>&1
   check "sent forged, replayed and malformed heartbeats to UDP port $repa" $? "$(cat "$dir/hb.out")"
@@ -400,22 +425,26 @@ if cluster t4; then
     status
     [ "$(jfield "$work/status.json" heartbeats_forged)" -ge 5 ] 2>/dev/null \
       && [ "$(jfield "$work/status.json" heartbeats_replayed)" -ge 3 ] 2>/dev/null \
-      && [ "$(jfield "$work/status.json" heartbeats_malformed)" -ge 2 ] 2>/dev/null && break
+      && [ "$(jfield "$work/status.json" heartbeats_malformed)" -ge 2 ] 2>/dev/null \
+      && [ "$(jfield "$work/status.json" heartbeats_foreign)" -ge 3 ] 2>/dev/null && break
     sleep 0.1
   done
   sleep 1.5  # three failure timeouts: a disturbed primary would have suspected its backup by now
   status
   f1=$(jfield "$work/status.json" heartbeats_forged); r1=$(jfield "$work/status.json" heartbeats_replayed)
   m1=$(jfield "$work/status.json" heartbeats_malformed); a1=$(jfield "$work/status.json" heartbeats_received)
-  [ "$f1" = 5 ] && [ "$r1" = 3 ] && [ "$m1" = 2 ]
-  check "counted exactly: forged +5 ($f0 -> $f1), replayed +3 ($r0 -> $r1), malformed +2 ($m0 -> $m1)" $? "$(status_text)"
+  o1=$(jfield "$work/status.json" heartbeats_foreign)
+  [ "$f1" = 5 ] && [ "$r1" = 3 ] && [ "$m1" = 2 ] && [ "$o1" = 3 ]
+  check "counted exactly: forged +5 ($f0 -> $f1), replayed +3 ($r0 -> $r1), foreign +3 ($o0 -> $o1), malformed +2 ($m0 -> $m1)" \
+    $? "$(status_text)"
   [ "$a1" -gt "$a0" ] 2>/dev/null && [ "$status_rc" -eq 0 ] && status_is generation=1 primary=node-a protected=true role=primary
   check "the primary stays protected (generation 1, still receiving the backup's heartbeats: $a0 -> $a1)" $? \
     "$(status_text)"
   ! grep -aqE "silent for|ALONE|halting" "$dir/primary.out" && ! grep -aqE "suspected|LIVE|halting" "$dir/backup.out" \
     && kill -0 "$primary" 2>/dev/null && kill -0 "$backup" 2>/dev/null
   check "no suspicion, no failover on either node" $? "$(tail_of "$dir/primary.out") $(tail_of "$dir/backup.out")"
-  grep -aq "rejected a forged datagram" "$dir/primary.out" && grep -aq "rejected a replayed datagram" "$dir/primary.out"
+  grep -aq "rejected a forged datagram" "$dir/primary.out" && grep -aq "rejected a replayed datagram" "$dir/primary.out" \
+    && grep -aq "rejected a foreign datagram" "$dir/primary.out"
   check "the refusals are logged" $? "$(grep -a heartbeat "$dir/primary.out" | tail -3 | tr '\n' '|')"
 
   # ----------------------------------------- 5. lockstep failover
