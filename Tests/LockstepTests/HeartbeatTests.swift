@@ -272,6 +272,29 @@ final class HeartbeatTests: XCTestCase {
     XCTAssertEqual(target.status.received, 0)
   }
 
+  /// Once pinned to the peer's name and boot id (learned over TLS), an
+  /// endpoint refuses authentic heartbeats of any other sender or boot id
+  /// as foreign: an old process's recorded heartbeat cannot displace the
+  /// live peer's.
+  func testPinnedEndpointAcceptsOnlyThePeersBootID() throws {
+    let receiver = try endpoint(node: "vmm2", peer: HostPort(host: "127.0.0.1", port: 9))
+    receiver.expect(peer: "vmm1", bootID: 5)
+    func packet(_ sender: String, boot: UInt64, sequence: UInt64) -> [UInt8] {
+      HeartbeatPacket(
+        vm: "vm1", sender: sender, generation: 1, bootID: boot, sequence: sequence, sentMonotonicNanoseconds: 0
+      ).encode(key: key)
+    }
+    receiver.accept(packet("vmm1", boot: 5, sequence: 1), at: 1)
+    XCTAssertEqual(receiver.status.received, 1)
+    receiver.accept(packet("vmm1", boot: 6, sequence: 1), at: 2)  // an earlier process, replayed
+    receiver.accept(packet("intruder", boot: 5, sequence: 2), at: 3)
+    XCTAssertEqual(receiver.status.rejectedForeign, 2)
+    receiver.accept(packet("vmm1", boot: 5, sequence: 2), at: 4)  // the live peer still counts
+    receiver.accept(packet("vmm1", boot: 5, sequence: 2), at: 5)
+    XCTAssertEqual(receiver.status.received, 2)
+    XCTAssertEqual(receiver.status.rejectedReplayed, 1)
+  }
+
   func testCapturedPacketReplayedIsRejectedAndCounted() throws {
     // The sender's peer is a raw socket: the test captures its heartbeats.
     let capture = try UDPSocket(binding: HostPort(host: "127.0.0.1", port: 0))
