@@ -65,26 +65,38 @@ public final class ReplicatedPrimary: Sendable {
   ) throws -> Ending {
     let control = try MachineControl()
     let stopper = try SignalStopper.install(control: control, logger: logger)
+    if failover != nil && credentials.heartbeatKey == nil {
+      throw MachineSetupError(
+        "\(credentials.directory) has no heartbeat key: failover needs one (re-issue it with `lockstep certs add`)")
+    }
+    // The VM is claimed at the arbiter before anything visible happens (the
+    // service address, its VIP): a node refused here disturbs nobody.
+    let arbiter = try failover.map { settings throws in
+      try ArbiterClient(address: settings.arbiter, credentials: credentials, timeout: .seconds(2))
+    }
+    let generation = try arbiter.map { arbiter throws in
+      try claim(
+        arbiter, vm: configuration.name, service: service, replication: replication, control: control,
+        logger: logger)
+    }
     let primary = try ReplicatedPrimary(
       configuration: configuration, service: service, replication: replication, credentials: credentials,
-      maximumLag: maximumLag, failover: failover, control: control, logger: logger)
+      maximumLag: maximumLag, failover: failover, arbiter: arbiter, control: control, logger: logger)
+    primary.state.withLock { $0.generation = generation ?? 0 }
     return try withExtendedLifetime(stopper) { try primary.run() }
   }
 
   init(
     configuration: MachineConfiguration, service: ServiceAddress?, replication: HostPort,
-    credentials: NodeCredentials, maximumLag: Duration, failover: FailoverSettings?, control: MachineControl,
-    logger: Logger
+    credentials: NodeCredentials, maximumLag: Duration, failover: FailoverSettings?, arbiter: ArbiterClient?,
+    control: MachineControl, logger: Logger
   ) throws {
     self.configuration = configuration
     self.credentials = credentials
     self.service = service
     self.replication = replication
     self.settings = failover
-    if failover != nil && credentials.heartbeatKey == nil {
-      throw MachineSetupError(
-        "\(credentials.directory) has no heartbeat key: failover needs one (re-issue it with `lockstep certs add`)")
-    }
+    self.arbiter = arbiter
     self.logger = logger
     self.control = control
     let diskSize =
@@ -92,9 +104,6 @@ public final class ReplicatedPrimary: Sendable {
         try BlockDevice(path: path, createSize: configuration.diskCreateSize).size
       } ?? 0
     header = LogHeader(configuration: configuration, diskSize: diskSize)
-    arbiter = try failover.map { settings throws in
-      try ArbiterClient(address: settings.arbiter, credentials: credentials, timeout: .seconds(2))
-    }
     var network: NetworkService?
     if let service {
       try service.acquire(logger: logger)
@@ -123,10 +132,6 @@ public final class ReplicatedPrimary: Sendable {
   var serviceText: String { service?.address.description ?? "" }
 
   func run() throws -> Ending {
-    if let arbiter {
-      let generation = try claim(arbiter)
-      state.withLock { $0.generation = generation }
-    }
     logger.info("waiting for a backup", metadata: ["replication": "\(replication.host):\(listener.port)"])
     let acceptor = try NamedThread(name: "log-accept") { [self] in acceptConnections() }
     let monitor = try NamedThread(name: "failure-detect") { [self] in monitorBackup() }
@@ -213,12 +218,15 @@ public final class ReplicatedPrimary: Sendable {
   /// held by a node, even this one, may still run there or be about to go
   /// live on its backup (with acknowledged writes this node's disk lacks):
   /// refused. Waits while the arbiter is unreachable.
-  func claim(_ arbiter: ArbiterClient) throws -> UInt64 {
+  static func claim(
+    _ arbiter: ArbiterClient, vm: String, service: ServiceAddress?, replication: HostPort, control: MachineControl,
+    logger: Logger
+  ) throws -> UInt64 {
     var failures = 0
     while !control.stopRequested {
       let record: ArbiterRecord
       do {
-        record = try arbiter.query(vm: configuration.name)
+        record = try arbiter.query(vm: vm)
       } catch {
         if failures % 50 == 0 { logger.warning("\(error.message); waiting for the arbiter before starting the VM") }
         failures += 1
@@ -228,14 +236,14 @@ public final class ReplicatedPrimary: Sendable {
       if record.generation > 0 && !record.replicationAddress.isEmpty {
         let holder = record.holder == arbiter.localName ? "this node, which did not stop cleanly" : record.holder
         throw MachineSetupError(
-          "VM '\(configuration.name)' is held by \(holder ?? "another node") at generation \(record.generation) "
+          "VM '\(vm)' is held by \(holder ?? "another node") at generation \(record.generation) "
             + "(replicating on \(record.replicationAddress)): it may still run there, or its backup may be going live "
             + "with writes this node lacks, so this node will not start it as primary. Stop it first (`lockstep "
-            + "poweroff --vm \(configuration.name)`); if no node runs it any more, see docs/arbiter.md, "
+            + "poweroff --vm \(vm)`); if no node runs it any more, see docs/arbiter.md, "
             + "\"Starting a VM\"")
       }
       let outcome = arbiter.testAndSetRetrying(
-        vm: configuration.name, expectedGeneration: record.generation, serviceAddress: serviceText,
+        vm: vm, expectedGeneration: record.generation, serviceAddress: service.map { "\($0.address)" } ?? "",
         replicationAddress: replication.description, logger: logger
       ) { !control.stopRequested }
       switch outcome {
