@@ -1,6 +1,5 @@
 // lockstep: the operator's command line.
 import ArgumentParser
-import CommandLineOptions
 import Lockstep
 
 #if canImport(Glibc)
