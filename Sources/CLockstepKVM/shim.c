@@ -20,6 +20,8 @@ const unsigned long lskvm_SET_SREGS = KVM_SET_SREGS;
 const unsigned long lskvm_SET_CPUID2 = KVM_SET_CPUID2;
 const unsigned long lskvm_GET_DIRTY_LOG = KVM_GET_DIRTY_LOG;
 const unsigned long lskvm_ENABLE_CAP = KVM_ENABLE_CAP;
+const unsigned long lskvm_GET_FPU = KVM_GET_FPU;
+const unsigned long lskvm_SET_FPU = KVM_SET_FPU;
 
 const uint32_t lskvm_CAP_SYNC_REGS = KVM_CAP_SYNC_REGS;
 const uint32_t lskvm_CAP_USER_MEMORY = KVM_CAP_USER_MEMORY;

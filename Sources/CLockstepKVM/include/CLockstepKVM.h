@@ -25,6 +25,8 @@ extern const unsigned long lskvm_SET_SREGS;
 extern const unsigned long lskvm_SET_CPUID2;
 extern const unsigned long lskvm_GET_DIRTY_LOG;
 extern const unsigned long lskvm_ENABLE_CAP;
+extern const unsigned long lskvm_GET_FPU;
+extern const unsigned long lskvm_SET_FPU;
 
 extern const uint32_t lskvm_CAP_SYNC_REGS;
 extern const uint32_t lskvm_CAP_USER_MEMORY;

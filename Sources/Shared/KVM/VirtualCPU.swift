@@ -106,6 +106,32 @@ public final class VirtualCPU {
     return hasher.finalize()
   }
 
+  /// The x87/SSE state (what a ring-3 guest without XSAVE can change).
+  public func floatingPointState() throws(SystemError) -> kvm_fpu {
+    var fpu = kvm_fpu()
+    let fd = descriptor.rawValue
+    _ = try systemCall("ioctl(KVM_GET_FPU)") { lskvm_ioctl_ptr(fd, lskvm_GET_FPU, &fpu) }
+    return fpu
+  }
+
+  /// Sets the x87/SSE state.
+  public func setFloatingPointState(_ value: kvm_fpu) throws(SystemError) {
+    var fpu = value
+    let fd = descriptor.rawValue
+    _ = try systemCall("ioctl(KVM_SET_FPU)") { lskvm_ioctl_ptr(fd, lskvm_SET_FPU, &fpu) }
+  }
+
+  /// Completes whatever the last exit left pending inside KVM (the MMIO
+  /// store's instruction retires) without running the guest: KVM_RUN with
+  /// `immediate_exit`, as the KVM API prescribes before saving a vCPU's
+  /// state between exits.
+  public func completePendingExit() throws(SystemError) {
+    lskvm_run_set_immediate_exit(shared, 1)
+    defer { lskvm_run_set_immediate_exit(shared, 0) }
+    let fd = descriptor.rawValue
+    _ = try systemCallAllowingInterrupt("ioctl(KVM_RUN, immediate_exit)") { lskvm_ioctl_int(fd, lskvm_RUN, 0) }
+  }
+
   /// Enters the guest until its next exit. Returns what made it exit.
   public func run() throws(SystemError) -> VirtualCPUExit {
     let fd = descriptor.rawValue

@@ -33,6 +33,22 @@ public final class VirtualMachine {
     }
   }
 
+  /// The pages of slot `slot` (`pageCount` 4 KiB pages) written since the
+  /// last call, as a bitmap of 64-page words; KVM clears it (the slot must
+  /// be mapped with `logDirtyPages`).
+  public func dirtyPages(slot: UInt32 = 0, pageCount: UInt64) throws(SystemError) -> [UInt64] {
+    var bitmap = [UInt64](repeating: 0, count: Int((pageCount + 63) / 64))
+    let fd = descriptor.rawValue
+    let result = bitmap.withUnsafeMutableBytes { buffer -> Int32 in
+      var log = kvm_dirty_log()
+      log.slot = slot
+      log.dirty_bitmap = buffer.baseAddress
+      return lskvm_ioctl_ptr(fd, lskvm_GET_DIRTY_LOG, &log)
+    }
+    if result < 0 { throw SystemError("ioctl(KVM_GET_DIRTY_LOG)", errno: errno) }
+    return bitmap
+  }
+
   /// Creates vCPU `index`.
   public func createVirtualCPU(index: UInt32 = 0) throws(SystemError) -> VirtualCPU {
     let fd = descriptor.rawValue
