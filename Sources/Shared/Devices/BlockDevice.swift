@@ -88,8 +88,28 @@ public final class BlockDevice {
     return BlockReadResult(status: LS_OK, bytes: bytes)
   }
 
+  /// The granule of write tracking.
+  public static let trackingBlockSize: UInt64 = 4096
+  /// Blocks written since tracking started (nil: not tracking). A clone
+  /// copies the disk while the guest runs, then these blocks again.
+  public private(set) var writtenBlocks: Set<UInt64>?
+
+  /// Starts (or restarts, emptied) tracking the blocks written.
+  public func trackWrites() { writtenBlocks = [] }
+
+  /// The blocks written since tracking started, sorted; tracking stops.
+  public func takeWrittenBlocks() -> [UInt64] {
+    defer { writtenBlocks = nil }
+    return (writtenBlocks ?? []).sorted()
+  }
+
   /// Writes `bytes` at `offset` (a valid range). Returns LS_OK or LS_EIO.
   public func write(_ bytes: UnsafeRawBufferPointer, offset: UInt64) -> Int32 {
+    if writtenBlocks != nil, !bytes.isEmpty {
+      let first = offset / Self.trackingBlockSize
+      let last = (offset + UInt64(bytes.count) - 1) / Self.trackingBlockSize
+      for block in first...last { writtenBlocks?.insert(block) }
+    }
     var done = 0
     let fd = descriptor.rawValue
     while done < bytes.count {

@@ -34,6 +34,31 @@ public final class NetDevice {
     self.memory = memory
   }
 
+  /// What a clone needs besides guest memory.
+  public struct State: Sendable, Equatable {
+    public var attachment: Attachment?
+    public var rxMessages: UInt64
+    public var txMessages: UInt64
+    public var openConnections: Set<UInt32>
+    public var highestConnection: UInt32
+  }
+
+  /// The device's state now.
+  public var state: State {
+    State(
+      attachment: attachment, rxMessages: rxMessages, txMessages: txMessages, openConnections: openConnections,
+      highestConnection: highestConnection)
+  }
+
+  /// Takes over a cloned device's state.
+  func restore(_ state: State) {
+    attachment = state.attachment
+    rxMessages = state.rxMessages
+    txMessages = state.txMessages
+    openConnections = state.openConnections
+    highestConnection = state.highestConnection
+  }
+
   static let headerSize = UInt64(MemoryLayout<ls_ring>.size)
 
   /// Validates and records the rings (LS_OP_NET_ATTACH). Returns LS_EINVAL

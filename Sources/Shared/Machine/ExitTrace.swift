@@ -24,6 +24,17 @@ public struct ExitTrace: Sendable, Equatable {
     self.keepsEntries = keepsEntries
   }
 
+  /// A trace that continues another's hash after `count` exits (a machine
+  /// cloned mid-run; earlier entries are not carried).
+  public init(keepsEntries: Bool, resuming words: (state: UInt64, count: UInt64), count: UInt64) {
+    self.keepsEntries = keepsEntries
+    self.count = count
+    hasher = StableHasher(words: words)
+  }
+
+  /// The running hash's state (see ``init(keepsEntries:resuming:count:)``).
+  public var hashWords: (state: UInt64, count: UInt64) { hasher.words }
+
   /// Appends an exit.
   @inline(__always)
   mutating func record(_ point: ExitPoint, kind: UInt32) {

@@ -220,7 +220,9 @@ extension Machine {
         events = network.takeEvents(fitting: &planned)
       }
       let now = guestMonotonic()
-      if !events.isEmpty || !mayBlock || now >= deadline || control.stopRequested {
+      // A safepoint waits for this exit to end: return (an early wakeup the
+      // guest sees as nothing ready, logged like any other).
+      if !events.isEmpty || !mayBlock || now >= deadline || control.stopRequested || control.hasSafepoint {
         return WaitOutcome(events: events, now: now, timedOut: now >= deadline)
       }
       // The guest's deadline on the host's clock.

@@ -106,6 +106,8 @@ public final class Machine {
     defer { control.leave() }
     var stopNoticed: UInt64?
     while true {
+      // Between two exits: where cloning copies memory and takes the state.
+      if control.hasSafepoint { control.runSafepoints(self) }
       let exit: VirtualCPUExit
       do {
         exit = try vcpu.run()

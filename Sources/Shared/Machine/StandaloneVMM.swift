@@ -49,7 +49,7 @@ public enum StandaloneVMM {
   public static func runOnThisThread(
     _ configuration: MachineConfiguration, _ inputs: any InputSource, _ outputs: any OutputSink,
     _ network: (any NetworkPort)?, _ control: MachineControl,
-    takeover: ((Machine, ExitPoint) -> Takeover?)? = nil
+    takeover: ((Machine, ExitPoint) -> Takeover?)? = nil, prepare: ((Machine) throws -> Void)? = nil
   ) -> Result<MachineReport, MachineSetupError> {
     let machine: Machine
     do {
@@ -59,6 +59,11 @@ public enum StandaloneVMM {
       return .failure(MachineSetupError("\(error)"))
     }
     machine.takeover = takeover
+    do {
+      try prepare?(machine)
+    } catch {
+      return .failure(MachineSetupError("\(error)"))
+    }
     let start = ClockReading.monotonicNanoseconds()
     let stop = machine.run()
     let elapsed = ClockReading.monotonicNanoseconds() - start

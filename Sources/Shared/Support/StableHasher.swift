@@ -10,6 +10,16 @@ public struct StableHasher: Sendable, Equatable {
   /// An empty hasher.
   public init() {}
 
+  /// A hasher that continues from `words` (another's ``words``: a machine
+  /// cloned mid-run keeps hashing where the original was).
+  public init(words: (state: UInt64, count: UInt64)) {
+    state = words.state
+    count = words.count
+  }
+
+  /// The internal state, to continue elsewhere.
+  public var words: (state: UInt64, count: UInt64) { (state, count) }
+
   /// Mixes in one 64-bit word.
   @inline(__always)
   public mutating func combine(_ word: UInt64) {
