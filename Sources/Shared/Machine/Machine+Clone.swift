@@ -35,6 +35,18 @@ extension Machine {
     return pages
   }
 
+  /// A copy of guest RAM pages `pages` (4 KiB each), back to back.
+  public func copyPages(_ pages: [UInt64]) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: pages.count * 4096)
+    bytes.withUnsafeMutableBytes { target in
+      guard let base = target.baseAddress else { return }
+      for (index, page) in pages.enumerated() where page < pageCount {
+        (base + index * 4096).copyMemory(from: memory.base + Int(page * 4096), byteCount: 4096)
+      }
+    }
+    return bytes
+  }
+
   /// A copy of guest RAM page `page` (4 KiB).
   public func copyPage(_ page: UInt64) -> [UInt8] {
     Array(UnsafeRawBufferPointer(start: memory.base + Int(page * 4096), count: 4096))

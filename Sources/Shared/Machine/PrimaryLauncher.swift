@@ -77,6 +77,13 @@ public enum PrimaryLauncher {
     case .halted(let reason):
       logger.error("halted: \(reason)")
       return haltedStatus
+    case .liveElsewhere(let record):
+      // Roles heal themselves: the VM runs elsewhere, so this node becomes
+      // its backup (a restarted primary, or a node started for a live VM).
+      logger.notice("starting as the backup of \(record.holder ?? "the live node") instead")
+      return try BackupLauncher.run(
+        vm: vm, guestPath: guestPath, primary: record.replicationAddress, tlsDirectory: tlsDirectory, disk: disk,
+        serve: serve, replication: replication, failover: failover, logger: logger)
     }
   }
 

@@ -1,3 +1,4 @@
+import CLockstepKVM
 import Logging
 import Synchronization
 
@@ -61,9 +62,14 @@ public final class BackupVMM: Sendable {
     var channelEnd = ""
     var finished = false
     var liveAt: UInt64?
-    var operators: (listener: TLSListener, thread: NamedThread)?
     var announcer: NamedThread?
-    var network: NetworkService?
+    /// The primary this node became (it serves, records and clones).
+    var promoted: ReplicatedPrimary?
+    /// Whether the machine holds the primary's state (at once for a backup
+    /// from exit 0, after the clone for one that joined a running VM):
+    /// before, there is nothing to take over.
+    var installed = false
+    var receiver: NamedThread?
   }
 
   let state = Mutex(State())
@@ -97,20 +103,45 @@ public final class BackupVMM: Sendable {
     let context = try TLSContext(credentials: credentials, side: .client)
     let identity = LogHeader(
       configuration: MachineConfiguration(name: vm, image: image, imagePath: imagePath, memorySize: 0), diskSize: 0)
-    var heartbeat: Heartbeat?
-    if let failover {
-      guard let key = credentials.heartbeatKey else {
-        throw MachineSetupError(
-          "\(credentials.directory) has no heartbeat key: failover needs one (re-issue it with `lockstep certs add`)")
-      }
-      heartbeat = try Heartbeat(
-        Heartbeat.Configuration(
-          vm: vm, node: credentials.name, bind: HostPort(host: primary.host.contains(":") ? "::" : "0.0.0.0", port: 0),
-          peer: primary, key: key, timing: failover.timing), logger: logger)
+    if failover != nil && credentials.heartbeatKey == nil {
+      throw MachineSetupError(
+        "\(credentials.directory) has no heartbeat key: failover needs one (re-issue it with `lockstep certs add`)")
     }
-    let (stream, header, generation) = try connect(
-      primary: primary, context: context, hello: identity, resumeFrom: 0, heartbeat: heartbeat,
-      timeout: connectTimeout, logger: logger)
+    let arbiter = try failover.map { settings throws in
+      try ArbiterClient(address: settings.arbiter, credentials: credentials, timeout: .seconds(2))
+    }
+    // Join; a primary that already has a backup makes this node a standby,
+    // which asks again (at the VM's current primary) until it is needed.
+    var primary = primary
+    var heartbeat: Heartbeat?
+    var joined: (stream: TLSStream, header: LogHeader, generation: UInt64, cloning: Bool)?
+    var standing = false
+    while joined == nil {
+      heartbeat?.stop()
+      heartbeat = try failover.map { settings throws in
+        try Heartbeat(
+          Heartbeat.Configuration(
+            vm: vm, node: credentials.name,
+            bind: HostPort(host: primary.host.contains(":") ? "::" : "0.0.0.0", port: 0), peer: primary,
+            key: credentials.heartbeatKey ?? [], timing: settings.timing), logger: logger)
+      }
+      do {
+        joined = try connect(
+          primary: primary, context: context, hello: identity, resumeFrom: nil, heartbeat: heartbeat,
+          timeout: connectTimeout, logger: logger)
+      } catch let refusal as BackupRefusal where refusal.standby {
+        if !standing { logger.notice("standing by: \(refusal.reason)") }
+        standing = true
+        if control.stopRequested { throw MachineSetupError("stopped while standing by") }
+        Wakeup.sleep(milliseconds: 1000)
+        if let arbiter, let record = try? arbiter.query(vm: vm),
+          let address = HostPort(parsing: record.replicationAddress)
+        {
+          primary = address
+        }
+      }
+    }
+    guard let (stream, header, generation, cloning) = joined else { throw MachineSetupError("no primary") }
     logger.info(
       "attached to the primary",
       metadata: [
@@ -122,17 +153,16 @@ public final class BackupVMM: Sendable {
     }
     let backup = BackupVMM(
       vm: vm, primary: primary, context: context, identity: identity, source: try ChannelLogSource(header: header),
-      control: control, service: service, settings: failover,
-      arbiter: try failover.map { settings throws in
-        try ArbiterClient(address: settings.arbiter, credentials: credentials, timeout: .seconds(2))
-      }, heartbeat: heartbeat, replicationAddress: replicationAddress, credentials: credentials, logger: logger)
+      control: control, service: service, settings: failover, arbiter: arbiter, heartbeat: heartbeat,
+      replicationAddress: replicationAddress, credentials: credentials, logger: logger)
     backup.state.withLock {
       $0.generation = generation
       $0.current = stream
     }
     let configuration = MachineConfiguration(replaying: header, image: image, imagePath: imagePath, diskPath: diskPath)
     return try withExtendedLifetime(stopper) {
-      try backup.run(configuration: configuration, stream: stream, reconnectWindow: reconnectWindow)
+      try backup.run(
+        configuration: configuration, stream: stream, cloning: cloning, reconnectWindow: reconnectWindow)
     }
   }
 
@@ -156,9 +186,15 @@ public final class BackupVMM: Sendable {
     self.logger = logger
   }
 
-  func run(configuration: MachineConfiguration, stream: TLSStream, reconnectWindow: Duration) throws -> Report {
-    let receiver = try NamedThread(name: "log-receiver") { [self] in
-      receiveLog(first: stream, reconnectWindow: reconnectWindow)
+  func run(configuration: MachineConfiguration, stream: TLSStream, cloning: Bool, reconnectWindow: Duration)
+    throws -> Report
+  {
+    if !cloning {
+      // A backup from exit 0 holds the primary's state from the start.
+      state.withLock { $0.installed = true }
+      try startReceiver(
+        stream: stream, reader: ChannelReader(stream: stream), pending: [], received: 0,
+        reconnectWindow: reconnectWindow)
     }
     let monitor = try NamedThread(name: "failure-detect") { [self] in monitorPrimary() }
     let outcome = Mutex<Result<MachineReport, MachineSetupError>?>(nil)
@@ -168,7 +204,10 @@ public final class BackupVMM: Sendable {
         let replayer = try Replayer(reader: source)
         result = StandaloneVMM.runOnThisThread(
           configuration, replayer, DiscardingOutputs(), nil, control,
-          takeover: { [self] machine, point in takeOver(machine, at: point) })
+          takeover: { [self] machine, point in takeOver(machine, at: point) },
+          prepare: cloning
+            ? { [self] machine in try installClone(into: machine, from: stream, reconnectWindow: reconnectWindow) }
+            : nil)
       } catch {
         result = .failure(MachineSetupError("\(error)"))
       }
@@ -189,28 +228,29 @@ public final class BackupVMM: Sendable {
     }
     current?.close()
     source.end()
-    receiver.join()
+    state.withLock { $0.receiver }?.join()
     monitor.join()
     heartbeat?.stop()
-    if let operators = state.withLock({ $0.operators }) {
-      operators.listener.close()
-      operators.thread.join()
-    }
     state.withLock { $0.announcer }?.join()
-    state.withLock { $0.network }?.stop()
-    service?.release(logger: logger)
     guard let result = outcome.withLock({ $0 }) else {
       throw MachineSetupError("the backup's vCPU thread ended without a result")
     }
     let machine = try result.get()
-    let (decision, liveAt, lastEnd, channelEnd) = state.withLock {
-      ($0.decision, $0.liveAt, $0.lastEnd, $0.channelEnd)
+    let (decision, liveAt, lastEnd, channelEnd, promoted) = state.withLock {
+      ($0.decision, $0.liveAt, $0.lastEnd, $0.channelEnd, $0.promoted)
     }
     var report = Report(machine: machine, primaryEnd: lastEnd, channelEnd: channelEnd)
+    if let promoted {
+      // This node ran as the primary: it ends like one.
+      let ending = promoted.finish(machine)
+      promoted.stopServing()
+      if case .halted(let reason) = ending { report.halted = reason }
+    } else {
+      service?.release(logger: logger)
+    }
     switch decision {
     case .won(let generation) where liveAt != nil:
       report.wentLive = generation
-      markPoweredOff(generation: generation)
     case .lost(let reason):
       report.halted = reason
     default:
@@ -219,16 +259,88 @@ public final class BackupVMM: Sendable {
     return report
   }
 
-  /// A live node whose guest stopped records at the arbiter that the VM is
-  /// off (no addresses), so any node may start it again. Best effort.
-  func markPoweredOff(generation: UInt64) {
-    guard let arbiter else { return }
-    let deadline = ClockReading.monotonicNanoseconds() + 3_000_000_000
-    let outcome = arbiter.testAndSetRetrying(
-      vm: vm, expectedGeneration: generation, serviceAddress: "", replicationAddress: "", logger: logger
-    ) { ClockReading.monotonicNanoseconds() < deadline }
-    if case .granted(let record)? = outcome {
-      logger.info("recorded the VM as powered off at the arbiter", metadata: ["generation": "\(record.generation)"])
+  /// Starts the receiving thread: `reader` (with what it already buffered)
+  /// and `pending` (messages read with the clone) come first.
+  func startReceiver(
+    stream: TLSStream, reader: ChannelReader, pending: [(message: WireMessage, size: Int)], received: UInt64,
+    reconnectWindow: Duration
+  ) throws {
+    let handoff = Mutex<ChannelReader?>(reader)
+    let thread = try NamedThread(name: "log-receiver") { [self] in
+      guard let reader = handoff.withLock({ $0.take() }) else { return }
+      receiveLog(
+        first: stream, reader: reader, pending: pending, received: received, reconnectWindow: reconnectWindow)
+    }
+    state.withLock { $0.receiver = thread }
+  }
+
+  /// Receives the clone of the running machine (on the vCPU thread, before
+  /// it runs): memory pages, disk, then the state; then the log follows.
+  func installClone(into machine: Machine, from stream: TLSStream, reconnectWindow: Duration) throws {
+    let began = ClockReading.monotonicNanoseconds()
+    var reader = ChannelReader(stream: stream)
+    try stream.setTimeout(.seconds(30))
+    var pages: UInt64 = 0
+    var diskBytes: UInt64 = 0
+    var lastReport = began
+    while true {
+      guard let messages = try reader.readMessages() else {
+        throw MachineSetupError("the primary closed the connection during the clone")
+      }
+      for (index, (message, _)) in messages.enumerated() {
+        switch message {
+        case .control(.clonePages(let received)):
+          for page in received {
+            if let data = page.data {
+              try machine.installMemory(data, at: page.number * 4096)
+            } else {
+              try machine.zeroMemory(count: 4096, at: page.number * 4096)
+            }
+          }
+          pages += UInt64(received.count)
+        case .control(.cloneDisk(let offset, let bytes)):
+          guard let block = machine.block, block.isValid(offset: offset, count: UInt64(bytes.count)) else {
+            throw MachineSetupError("clone: disk bytes at \(offset) do not fit this node's disk")
+          }
+          let status = bytes.withUnsafeBytes { block.write($0, offset: offset) }
+          guard status == LS_OK else { throw MachineSetupError("clone: cannot write this node's disk") }
+          diskBytes += UInt64(bytes.count)
+        case .control(.cloneDiskZero(let offset, let count)):
+          guard let block = machine.block, block.isValid(offset: offset, count: UInt64(count)) else {
+            throw MachineSetupError("clone: disk bytes at \(offset) do not fit this node's disk")
+          }
+          let zeros = [UInt8](repeating: 0, count: Int(count))
+          let status = zeros.withUnsafeBytes { block.write($0, offset: offset) }
+          guard status == LS_OK else { throw MachineSetupError("clone: cannot write this node's disk") }
+          diskBytes += UInt64(count)
+        case .control(.cloneState(let snapshot)):
+          try machine.restore(snapshot)
+          if let block = machine.block, block.flush() != LS_OK {
+            throw MachineSetupError("clone: cannot flush this node's disk")
+          }
+          logger.notice(
+            "clone installed: this node is the backup from exit \(snapshot.exits)",
+            metadata: [
+              "pages": "\(pages)", "disk_bytes": "\(diskBytes)",
+              "ms": "\((ClockReading.monotonicNanoseconds() - began) / 1_000_000)",
+            ])
+          try stream.setTimeout(.seconds(1))
+          state.withLock { $0.installed = true }
+          heartbeat?.heard()
+          try startReceiver(
+            stream: stream, reader: reader, pending: Array(messages[(index + 1)...]), received: snapshot.exits,
+            reconnectWindow: reconnectWindow)
+          return
+        default:
+          throw MachineSetupError("clone: unexpected \(message) from the primary")
+        }
+      }
+      heartbeat?.heard()
+      let now = ClockReading.monotonicNanoseconds()
+      if now - lastReport > 1_000_000_000 {
+        logger.info("clone: receiving", metadata: ["pages": "\(pages)", "disk_bytes": "\(diskBytes)"])
+        lastReport = now
+      }
     }
   }
 
@@ -238,32 +350,52 @@ public final class BackupVMM: Sendable {
   /// received: goes live if this node won the arbiter.
   func takeOver(_ machine: Machine, at point: ExitPoint) -> Takeover? {
     guard case .won(let generation) = state.withLock({ $0.decision }) else { return nil }
+    guard let replication = HostPort(parsing: replicationAddress) else {
+      logger.critical("won generation \(generation) but has no --replication address to serve from; stopping the VM")
+      return nil
+    }
+    let promoted: ReplicatedPrimary
     var network: NetworkService?
-    if let service {
-      do {
+    do {
+      if let service {
         try service.acquire(logger: logger)
         let bound = try service.bind(machineWakeup: control.wakeup, logger: logger)
         bound.adopt(openConnections: machine.net.openConnections, highest: machine.net.highestConnection)
-        try bound.start()
         network = bound
-        state.withLock { $0.network = bound }
-        if let announcer = service.announce(logger: logger) { state.withLock { $0.announcer = announcer } }
-      } catch {
-        logger.critical(
-          "won generation \(generation) but cannot serve on \(service.address): \(error); stopping the VM")
-        return nil
       }
+      // From here this node is a primary like any other: it records, holds
+      // output for a backup that joins by cloning, and fails over.
+      promoted = try ReplicatedPrimary(
+        configuration: machine.configuration, header: source.header, service: service, network: network,
+        replication: replication, credentials: credentials, maximumLag: .milliseconds(100), failover: settings,
+        arbiter: arbiter, control: control, logger: logger)
+      try promoted.adoptAlone(generation: generation)
+      try network?.start()
+    } catch {
+      logger.critical("won generation \(generation) but cannot serve: \(error); stopping the VM")
+      network?.stop()
+      return nil
     }
-    state.withLock { $0.liveAt = point.sequence }
-    startOperatorListener(generation: generation)
+    let recorder: Recorder
+    do {
+      recorder = try Recorder(writer: promoted.channel, header: source.header)
+    } catch {
+      logger.critical("won generation \(generation) but cannot record: \(error); stopping the VM")
+      return nil
+    }
+    if let announcer = service?.announce(logger: logger) { state.withLock { $0.announcer = announcer } }
+    state.withLock { state in
+      state.liveAt = point.sequence
+      state.promoted = promoted
+    }
     logger.notice(
-      "LIVE: this node is the primary now (unprotected)",
+      "LIVE: this node is the primary now (unprotected until a backup joins)",
       metadata: [
         "generation": "\(generation)", "exit": "\(point.sequence)",
         "serving": "\(service.map { "\($0.address)" } ?? "nothing")",
         "closedConnections": "\(machine.net.openConnections.count)",
       ])
-    return Takeover(inputs: LiveInputs(), outputs: LiveOutputs(network: network), network: network)
+    return Takeover(inputs: recorder, outputs: promoted.gate, network: network)
   }
 
   // MARK: Failure detection
@@ -273,7 +405,7 @@ public final class BackupVMM: Sendable {
     let (channelDown, refusing, refusedBy, handover, ended, finished) = state.withLock {
       ($0.channelDown, $0.primaryRefusesConnections, $0.refusedByPrimary, $0.handover, $0.lastEnd != nil, $0.finished)
     }
-    if ended || finished { return nil }
+    if ended || finished || !state.withLock({ $0.installed }) { return nil }
     if handover { return "the primary handed the VM over" }
     if let refusedBy { return "the primary refused this backup: \(refusedBy)" }
     if channelDown && refusing { return "the logging channel broke and the primary's host refuses to reopen it" }
@@ -330,11 +462,21 @@ public final class BackupVMM: Sendable {
   /// The receiving thread: reads the log into the source and acknowledges
   /// it; reconnects when the channel breaks, until the primary's guest
   /// ended or a decision was made.
-  func receiveLog(first: TLSStream, reconnectWindow: Duration) {
-    var received: UInt64 = 0
+  func receiveLog(
+    first: TLSStream, reader: ChannelReader, pending: [(message: WireMessage, size: Int)], received start: UInt64,
+    reconnectWindow: Duration
+  ) {
+    var received = start
     var connection = first
+    var reader = reader
+    var pending = pending
+    // A clone tells the primary at once that it holds the machine.
+    var acknowledgeFirst = start > 0
     while true {
-      let reason = receive(from: connection, received: &received)
+      let reason = receive(
+        from: connection, reader: &reader, pending: pending, received: &received, acknowledgeFirst: acknowledgeFirst)
+      pending = []
+      acknowledgeFirst = false
       connection.close()
       let done = state.withLock { state -> Bool in
         if state.lastEnd != nil || state.finished || state.decision != .undecided {
@@ -348,6 +490,7 @@ public final class BackupVMM: Sendable {
       logger.warning("logging channel lost; reconnecting", metadata: ["reason": "\(reason)", "from": "\(received)"])
       guard let resumed = reconnect(from: received, window: reconnectWindow, reason: reason) else { break }
       connection = resumed
+      reader = ChannelReader(stream: resumed)
       logger.info("logging channel resumed", metadata: ["from": "\(received)"])
     }
     // Without an arbiter nobody takes over: the replay ends with the log.
@@ -363,7 +506,7 @@ public final class BackupVMM: Sendable {
       let stop = state.withLock { $0.finished || $0.decision != .undecided || $0.refusedByPrimary != nil }
       if stop { return nil }
       do {
-        let (stream, _, _) = try Self.connect(
+        let (stream, _, _, _) = try Self.connect(
           primary: primary, context: context, hello: identity, resumeFrom: position, heartbeat: heartbeat,
           timeout: .zero, attemptTimeout: .seconds(1), logger: logger)
         let accepted = state.withLock { state -> Bool in
@@ -393,33 +536,39 @@ public final class BackupVMM: Sendable {
   }
 
   /// Connects (retrying until `timeout` while the primary is not there
-  /// yet), says hello, and returns the stream, the primary's header and
-  /// the generation it holds. `heartbeat` is announced in the hello and
-  /// pinned to the primary's name and boot id from the welcome.
+  /// yet), says `join` (`resumeFrom` nil: a new backup) or `hello`
+  /// (resuming), and returns the stream, the primary's header, the
+  /// generation it holds, and whether a clone of the running machine
+  /// follows. `heartbeat` is announced and pinned to the primary's name and
+  /// boot id from the welcome. A refusal throws ``BackupRefusal``.
   static func connect(
-    primary: HostPort, context: TLSContext, hello: LogHeader, resumeFrom: UInt64, heartbeat: Heartbeat?,
+    primary: HostPort, context: TLSContext, hello: LogHeader, resumeFrom: UInt64?, heartbeat: Heartbeat?,
     timeout: Duration, attemptTimeout: Duration = .seconds(5), logger: Logger
-  ) throws -> (TLSStream, LogHeader, UInt64) {
+  ) throws -> (TLSStream, LogHeader, UInt64, Bool) {
     let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(timeout)
     while true {
       do {
         let stream = try TLSStream.connect(
           host: primary.host, port: primary.port, context: context, timeout: attemptTimeout, expecting: .vmm)
         var message: [UInt8] = []
-        ChannelMessage.hello(
-          header: hello, resumeFrom: resumeFrom, heartbeatPort: UInt16(heartbeat?.port ?? 0),
-          heartbeatBootID: heartbeat?.bootID ?? 0
-        ).encode(into: &message)
+        let port = UInt16(heartbeat?.port ?? 0)
+        let bootID = heartbeat?.bootID ?? 0
+        if let resumeFrom {
+          ChannelMessage.hello(header: hello, resumeFrom: resumeFrom, heartbeatPort: port, heartbeatBootID: bootID)
+            .encode(into: &message)
+        } else {
+          ChannelMessage.join(header: hello, heartbeatPort: port, heartbeatBootID: bootID).encode(into: &message)
+        }
         try stream.write(message)
         var reader = ChannelReader(stream: stream)
         switch try reader.readControl() {
-        case .welcome(let header, _, let generation, let bootID)?:
+        case .welcome(let header, let startsAt, let generation, let bootID)?:
           try stream.setTimeout(.seconds(1))
           if bootID != 0 { heartbeat?.expect(peer: stream.peerName, bootID: bootID) }
-          return (stream, header, generation)
+          return (stream, header, generation, startsAt == .max)
         case .refuse(let reason)?:
           stream.close()
-          throw MachineSetupError("the primary at \(primary) refused this backup: \(reason)")
+          throw BackupRefusal(primary: primary, reason: reason)
         default:
           stream.close()
           throw MachineSetupError("the primary at \(primary) did not answer the handshake")
@@ -435,11 +584,25 @@ public final class BackupVMM: Sendable {
   /// Reads the log from the primary into the source and acknowledges it,
   /// until the stream ends; `received` tracks the position held. Returns
   /// why it ended.
-  func receive(from stream: TLSStream, received: inout UInt64) -> String {
-    var reader = ChannelReader(stream: stream)
+  func receive(
+    from stream: TLSStream, reader: inout ChannelReader, pending: [(message: WireMessage, size: Int)],
+    received: inout UInt64, acknowledgeFirst: Bool
+  ) -> String {
+    var pending: [(message: WireMessage, size: Int)]? = pending
     do {
+      if acknowledgeFirst {
+        var ack: [UInt8] = []
+        ChannelMessage.ack(received: received, replayed: received).encode(into: &ack)
+        try stream.write(ack)
+      }
       while true {
-        guard let messages = try reader.readMessages() else { return "the primary closed the channel" }
+        let messages: [(message: WireMessage, size: Int)]
+        if let first = pending.take(), !first.isEmpty {
+          messages = first
+        } else {
+          guard let read = try reader.readMessages() else { return "the primary closed the channel" }
+          messages = read
+        }
         heartbeat?.heard()
         var records: [(record: LogRecord, size: Int)] = []
         var position = received

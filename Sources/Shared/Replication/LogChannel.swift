@@ -188,6 +188,24 @@ public final class LogChannel: LogSink, Sendable {
     spaceReady.signal()
   }
 
+  /// A backup joined by cloning the machine between exits `position - 1`
+  /// and `position`: the log is kept again, from `position` on (the clone
+  /// holds everything before it once it has installed it).
+  public func rejoin(at position: UInt64) {
+    state.withLock { state in
+      state.alone = false
+      state.pending.removeAll()
+      state.start = 0
+      state.sent = 0
+      state.pendingBytes = 0
+      state.announced = max(state.announced, position)
+      state.acknowledged = 0
+      state.replayed = 0
+      state.timeline.removeAll()
+      state.lagNanoseconds = 0
+    }
+  }
+
   /// Whether the primary went on alone.
   public var isAlone: Bool { state.withLock { $0.alone } }
 
@@ -231,8 +249,10 @@ public final class LogChannel: LogSink, Sendable {
   }
 
   /// Streams the log to `stream` from `position` until the stream fails or
-  /// the channel closes. Returns why it ended.
-  public func serve(_ stream: TLSStream, from position: UInt64) -> String {
+  /// the channel closes. Returns why it ended. A backup that resumes holds
+  /// everything before `position` (`holdsStart`); a clone acknowledges it
+  /// once it has installed the machine.
+  public func serve(_ stream: TLSStream, from position: UInt64, holdsStart: Bool = true) -> String {
     state.withLock { state in
       // Everything the backup says it holds is acknowledged.
       state.connected = true
@@ -242,7 +262,7 @@ public final class LogChannel: LogSink, Sendable {
       }
     }
     defer { state.withLock { $0.connected = false } }
-    acknowledge(received: position, replayed: position)
+    if holdsStart { acknowledge(received: position, replayed: position) }
     let heartbeat =
       UInt64(heartbeatInterval.components.attoseconds / 1_000_000_000)
       + UInt64(heartbeatInterval.components.seconds) * 1_000_000_000

@@ -99,6 +99,13 @@ public final class OutputGate: OutputSink, Sendable {
     network?.flush()
   }
 
+  /// Holds output again (a backup joined a primary that ran alone): output
+  /// of exits after `position` waits for acknowledgements; nothing is held
+  /// now (alone, everything was released at once).
+  public func resumeHolding(after position: UInt64) {
+    state.withLock { $0.acknowledged = position }
+  }
+
   /// Stops holding: the gate releases nothing more (the node lost its
   /// right to speak) and a blocked vCPU is let go.
   public func shut() {

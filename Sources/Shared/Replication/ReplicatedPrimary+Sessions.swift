@@ -25,6 +25,8 @@ extension ReplicatedPrimary {
           try attachBackup(
             stream, theirs: theirs, resumeFrom: resumeFrom, heartbeatPort: heartbeatPort,
             heartbeatBootID: heartbeatBootID)
+        case .join(let theirs, let heartbeatPort, let heartbeatBootID)? where stream.peerRole == .vmm:
+          try acceptJoin(stream, theirs: theirs, heartbeatPort: heartbeatPort, heartbeatBootID: heartbeatBootID)
         case .statusRequest?:
           try answer(stream, .status(status()))
         case .command(let command)? where stream.peerRole == .operator:
@@ -94,17 +96,22 @@ extension ReplicatedPrimary {
     let thread = try NamedThread(name: "log-channel") { [self] in
       let reason = channel.serve(stream, from: resumeFrom)
       stream.close()
-      let expected = state.withLock { $0.alone || $0.stopping || $0.action != nil || $0.halted != nil }
-      if !expected && !control.stopRequested {
-        logger.warning(
-          "backup lost; output is held until it reconnects\(arbiter == nil ? "" : " or the arbiter lets this node go on alone")",
-          metadata: ["backup": "\(stream.peerDescription)", "reason": "\(reason)"])
-      }
+      backupSessionEnded(stream, reason: reason)
     }
     state.withLock { state in
       state.session = Session(stream: stream, thread: thread)
       state.backupName = stream.peerName
       state.attachedOnce = true
+    }
+  }
+
+  /// Logs the end of a backup's session, unless this node expected it.
+  func backupSessionEnded(_ stream: TLSStream, reason: String) {
+    let expected = state.withLock { $0.alone || $0.stopping || $0.action != nil || $0.halted != nil }
+    if !expected && !control.stopRequested {
+      logger.warning(
+        "backup lost; output is held until it reconnects\(arbiter == nil ? "" : " or the arbiter lets this node go on alone")",
+        metadata: ["backup": "\(stream.peerDescription)", "reason": "\(reason)"])
     }
   }
 

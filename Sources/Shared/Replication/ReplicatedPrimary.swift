@@ -19,6 +19,9 @@ public final class ReplicatedPrimary: Sendable {
     case handedOver(MachineReport)
     /// The arbiter gave the VM to another node: this one halted.
     case halted(String)
+    /// The VM is live on another node (the arbiter's record): this node
+    /// should join it as a backup instead.
+    case liveElsewhere(ArbiterRecord)
   }
 
   /// The backup currently attached: its stream and the thread serving it.
@@ -41,6 +44,9 @@ public final class ReplicatedPrimary: Sendable {
     var stopping = false
     var rateSample: (time: UInt64, bytes: UInt64) = (0, 0)
     var logRate: UInt64 = 0
+    var threads: [NamedThread] = []
+    var cloning = false
+    var lastClone: CloneReport?
   }
 
   let state = Mutex(State())
@@ -74,24 +80,39 @@ public final class ReplicatedPrimary: Sendable {
     let arbiter = try failover.map { settings throws in
       try ArbiterClient(address: settings.arbiter, credentials: credentials, timeout: .seconds(2))
     }
-    let generation = try arbiter.map { arbiter throws in
-      try claim(
-        arbiter, vm: configuration.name, service: service, replication: replication, control: control,
-        logger: logger)
+    var generation: UInt64 = 0
+    if let arbiter {
+      switch try claim(
+        arbiter, vm: configuration.name, service: service, replication: replication, control: control, logger: logger)
+      {
+      case .claimed(let granted): generation = granted
+      case .liveElsewhere(let record): return .liveElsewhere(record)
+      }
+    }
+    let diskSize =
+      try configuration.diskPath.map { path throws in
+        try BlockDevice(path: path, createSize: configuration.diskCreateSize).size
+      } ?? 0
+    var network: NetworkService?
+    if let service {
+      try service.acquire(logger: logger)
+      network = try service.bind(machineWakeup: control.wakeup, logger: logger)
     }
     let primary = try ReplicatedPrimary(
-      configuration: configuration, service: service, replication: replication, credentials: credentials,
+      configuration: configuration, header: LogHeader(configuration: configuration, diskSize: diskSize),
+      service: service, network: network, replication: replication, credentials: credentials,
       maximumLag: maximumLag, failover: failover, arbiter: arbiter, control: control, logger: logger)
-    primary.state.withLock { $0.generation = generation ?? 0 }
+    primary.state.withLock { $0.generation = generation }
     return try withExtendedLifetime(stopper) { try primary.run() }
   }
 
   init(
-    configuration: MachineConfiguration, service: ServiceAddress?, replication: HostPort,
-    credentials: NodeCredentials, maximumLag: Duration, failover: FailoverSettings?, arbiter: ArbiterClient?,
-    control: MachineControl, logger: Logger
+    configuration: MachineConfiguration, header: LogHeader, service: ServiceAddress?, network: NetworkService?,
+    replication: HostPort, credentials: NodeCredentials, maximumLag: Duration, failover: FailoverSettings?,
+    arbiter: ArbiterClient?, control: MachineControl, logger: Logger
   ) throws {
     self.configuration = configuration
+    self.header = header
     self.credentials = credentials
     self.service = service
     self.replication = replication
@@ -99,16 +120,6 @@ public final class ReplicatedPrimary: Sendable {
     self.arbiter = arbiter
     self.logger = logger
     self.control = control
-    let diskSize =
-      try configuration.diskPath.map { path throws in
-        try BlockDevice(path: path, createSize: configuration.diskCreateSize).size
-      } ?? 0
-    header = LogHeader(configuration: configuration, diskSize: diskSize)
-    var network: NetworkService?
-    if let service {
-      try service.acquire(logger: logger)
-      network = try service.bind(machineWakeup: control.wakeup, logger: logger)
-    }
     self.network = network
     let gateHolder = Mutex<OutputGate?>(nil)
     let heartbeatHolder = Mutex<Heartbeat?>(nil)
@@ -132,28 +143,9 @@ public final class ReplicatedPrimary: Sendable {
   var serviceText: String { service?.address.description ?? "" }
 
   func run() throws -> Ending {
+    try startServing()
+    defer { stopServing() }
     logger.info("waiting for a backup", metadata: ["replication": "\(replication.host):\(listener.port)"])
-    let acceptor = try NamedThread(name: "log-accept") { [self] in acceptConnections() }
-    let monitor = try NamedThread(name: "failure-detect") { [self] in monitorBackup() }
-    defer {
-      state.withLock { $0.stopping = true }
-      network?.stop()
-      channel.close()
-      listener.close()
-      acceptor.join()
-      monitor.join()
-      let (session, heartbeat) = state.withLock { state in
-        defer {
-          state.session = nil
-          state.heartbeat = nil
-        }
-        return (state.session, state.heartbeat)
-      }
-      onHeartbeatChange(nil)
-      session?.stream.close()
-      session?.thread.join()
-      heartbeat?.stop()
-    }
     while !state.withLock({ $0.attachedOnce }) && !control.stopRequested {
       control.wakeup.wait(untilMonotonic: ClockReading.monotonicNanoseconds() + 50_000_000)
     }
@@ -176,12 +168,60 @@ public final class ReplicatedPrimary: Sendable {
       outcome.withLock { $0 = result }
     }
     vcpu.join()
-    let report: MachineReport
     switch outcome.withLock({ $0 }) {
-    case .success(let value): report = value
+    case .success(let report): return finish(report)
     case .failure(let error): throw error
     case nil: throw MachineSetupError("the vCPU thread ended without a result")
     }
+  }
+
+  /// Starts the listener's and the failure detector's threads.
+  func startServing() throws {
+    let acceptor = try NamedThread(name: "log-accept") { [self] in acceptConnections() }
+    let monitor = try NamedThread(name: "failure-detect") { [self] in monitorBackup() }
+    state.withLock { $0.threads = [acceptor, monitor] }
+  }
+
+  /// Stops every thread and connection this primary started.
+  func stopServing() {
+    state.withLock { $0.stopping = true }
+    network?.stop()
+    channel.close()
+    listener.close()
+    let (threads, session, heartbeat) = state.withLock { state in
+      defer {
+        state.threads = []
+        state.session = nil
+        state.heartbeat = nil
+      }
+      return (state.threads, state.session, state.heartbeat)
+    }
+    for thread in threads { thread.join() }
+    onHeartbeatChange(nil)
+    session?.stream.close()
+    session?.thread.join()
+    heartbeat?.stop()
+  }
+
+  /// A backup that won the arbiter becomes this primary, running alone at
+  /// `generation` until a new backup joins by cloning (the machine is
+  /// already running: only the serving threads start).
+  func adoptAlone(generation: UInt64) throws {
+    state.withLock { state in
+      state.generation = generation
+      state.alone = true
+      state.attachedOnce = true
+    }
+    channel.goAlone()
+    gate.acknowledge(upTo: .max)
+    try startServing()
+    logger.info(
+      "accepting a new backup (by cloning) on \(replication.host):\(listener.port)",
+      metadata: ["generation": "\(generation)"])
+  }
+
+  /// After the guest stopped: hands over, halts or stops cleanly.
+  func finish(_ report: MachineReport) -> Ending {
     let (halted, action) = state.withLock { ($0.halted, $0.action) }
     if let halted {
       service?.release(logger: logger)
@@ -213,15 +253,21 @@ public final class ReplicatedPrimary: Sendable {
 
   // MARK: The arbiter
 
-  /// Claims the VM at the arbiter before it starts: allowed when the VM is
-  /// new or was powered off (its record has no replication address). A VM
-  /// held by a node, even this one, may still run there or be about to go
-  /// live on its backup (with acknowledged writes this node's disk lacks):
-  /// refused. Waits while the arbiter is unreachable.
+  /// Claims the VM at the arbiter before it starts: when the VM is new or
+  /// was powered off (its record has no replication address). A VM held by
+  /// a node, even this one, may still run there or be about to go live on
+  /// its backup (with acknowledged writes this node's disk lacks): this
+  /// node joins it as a backup instead. Waits while the arbiter is
+  /// unreachable.
+  enum Claim {
+    case claimed(UInt64)
+    case liveElsewhere(ArbiterRecord)
+  }
+
   static func claim(
     _ arbiter: ArbiterClient, vm: String, service: ServiceAddress?, replication: HostPort, control: MachineControl,
     logger: Logger
-  ) throws -> UInt64 {
+  ) throws -> Claim {
     var failures = 0
     while !control.stopRequested {
       let record: ArbiterRecord
@@ -234,13 +280,12 @@ public final class ReplicatedPrimary: Sendable {
         continue
       }
       if record.generation > 0 && !record.replicationAddress.isEmpty {
-        let holder = record.holder == arbiter.localName ? "this node, which did not stop cleanly" : record.holder
-        throw MachineSetupError(
-          "VM '\(vm)' is held by \(holder ?? "another node") at generation \(record.generation) "
-            + "(replicating on \(record.replicationAddress)): it may still run there, or its backup may be going live "
-            + "with writes this node lacks, so this node will not start it as primary. Stop it first (`lockstep "
-            + "poweroff --vm \(vm)`); if no node runs it any more, see docs/arbiter.md, "
-            + "\"Starting a VM\"")
+        // Held by a node (even this one, restarted: its backup may be going
+        // live with writes this node's disk lacks): join it as a backup.
+        logger.notice(
+          "VM '\(vm)' is live on \(record.holder ?? "another node") (generation \(record.generation)); joining it as a backup",
+          metadata: ["primary": "\(record.replicationAddress)"])
+        return .liveElsewhere(record)
       }
       let outcome = arbiter.testAndSetRetrying(
         vm: vm, expectedGeneration: record.generation, serviceAddress: service.map { "\($0.address)" } ?? "",
@@ -249,7 +294,7 @@ public final class ReplicatedPrimary: Sendable {
       switch outcome {
       case .granted(let granted)?:
         logger.info("claimed the VM at the arbiter", metadata: ["generation": "\(granted.generation)"])
-        return granted.generation
+        return .claimed(granted.generation)
       case .lost(let current)?:
         logger.warning("another node claimed the VM first (\(current)); checking again")
       case nil:

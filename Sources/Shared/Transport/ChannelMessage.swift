@@ -24,6 +24,19 @@ public enum ChannelMessage: Sendable, Equatable {
   /// Operator → primary, first: do this (answered with a status or a
   /// refusal).
   case command(OperatorCommand)
+  /// New backup → primary, first: clone the running machine into me (the
+  /// same identity and heartbeat fields as `hello`).
+  case join(header: LogHeader, heartbeatPort: UInt16, heartbeatBootID: UInt64)
+  /// Primary → joining backup: guest RAM pages, each 4 KiB of data or
+  /// known to be zero.
+  case clonePages([ClonePage])
+  /// Primary → joining backup: disk bytes at an offset.
+  case cloneDisk(offset: UInt64, bytes: [UInt8])
+  /// Primary → joining backup: the machine's state between two exits; the
+  /// log follows from `snapshot.exits`.
+  case cloneState(MachineSnapshot)
+  /// Primary → joining backup: `count` zero bytes of disk at an offset.
+  case cloneDiskZero(offset: UInt64, count: UInt32)
 
   var type: UInt8 {
     switch self {
@@ -35,8 +48,18 @@ public enum ChannelMessage: Sendable, Equatable {
     case .statusRequest: 21
     case .status: 22
     case .command: 23
+    case .join: 24
+    case .clonePages: 25
+    case .cloneDisk: 26
+    case .cloneState: 27
+    case .cloneDiskZero: 28
     }
   }
+
+  /// The most pages one `clonePages` message carries (256 KiB of data).
+  public static let maximumClonePages = 64
+  /// The most disk bytes one `cloneDisk` message carries.
+  public static let maximumCloneDiskBytes = 512 << 10
 
   /// Appends the framed message.
   public func encode(into buffer: inout [UInt8]) {
@@ -65,6 +88,30 @@ public enum ChannelMessage: Sendable, Equatable {
       status.encode(into: &body)
     case .command(let command):
       body.append(command.rawValue)
+    case .join(let header, let port, let bootID):
+      LogFrame.encode(.header(header), into: &body)
+      body.append(littleEndian: port)
+      body.append(littleEndian: bootID)
+    case .clonePages(let pages):
+      body.append(littleEndian: UInt32(pages.count))
+      for page in pages {
+        body.append(littleEndian: page.number)
+        if let data = page.data {
+          body.append(1)
+          body.append(contentsOf: data)
+        } else {
+          body.append(0)
+        }
+      }
+    case .cloneDisk(let offset, let bytes):
+      body.append(littleEndian: offset)
+      body.append(littleEndian: UInt32(bytes.count))
+      body.append(contentsOf: bytes)
+    case .cloneState(let snapshot):
+      snapshot.encode(into: &body)
+    case .cloneDiskZero(let offset, let count):
+      body.append(littleEndian: offset)
+      body.append(littleEndian: count)
     }
     LogFrame.frame(type: type, body: body, into: &buffer)
   }
@@ -103,6 +150,47 @@ public enum ChannelMessage: Sendable, Equatable {
       message = .statusRequest
     case 22:
       message = .status(try NodeStatus.decode(from: &body))
+    case 24:
+      let rest = Array(body.bytes[body.offset...])
+      guard let (record, size) = try LogFrame.decode(rest[...], at: position), case .header(let header) = record
+      else {
+        throw LogDecodingError("message at byte \(position): no header inside the join")
+      }
+      var tail = ByteReader(Array(rest[size...]))
+      let port = try tail.read(UInt16.self, "join.heartbeatPort")
+      let bootID = try tail.read(UInt64.self, "join.heartbeatBootID")
+      try tail.expectEnd("join at byte \(position)")
+      return .join(header: header, heartbeatPort: port, heartbeatBootID: bootID)
+    case 25:
+      let count = try body.read(UInt32.self, "clonePages.count")
+      guard count <= maximumClonePages else {
+        throw LogDecodingError("clonePages.count: \(count) is over \(maximumClonePages)")
+      }
+      var pages: [ClonePage] = []
+      for _ in 0..<count {
+        let number = try body.read(UInt64.self, "clonePages.page")
+        switch try body.read(UInt8.self, "clonePages.kind") {
+        case 0: pages.append(ClonePage(number: number, data: nil))
+        case 1:
+          pages.append(ClonePage(number: number, data: try body.read(count: 4096, limit: 4096, "clonePages.data")))
+        case let kind: throw LogDecodingError("clonePages.kind: \(kind) is neither 0 nor 1")
+        }
+      }
+      message = .clonePages(pages)
+    case 26:
+      let offset = try body.read(UInt64.self, "cloneDisk.offset")
+      let count = try body.read(UInt32.self, "cloneDisk.count")
+      message = .cloneDisk(
+        offset: offset, bytes: try body.read(count: Int(count), limit: maximumCloneDiskBytes, "cloneDisk.bytes"))
+    case 27:
+      message = .cloneState(try MachineSnapshot.decode(from: &body))
+    case 28:
+      let offset = try body.read(UInt64.self, "cloneDiskZero.offset")
+      let count = try body.read(UInt32.self, "cloneDiskZero.count")
+      guard count <= maximumCloneDiskBytes else {
+        throw LogDecodingError("cloneDiskZero.count: \(count) is over \(maximumCloneDiskBytes)")
+      }
+      message = .cloneDiskZero(offset: offset, count: count)
     case 23:
       let raw = try body.read(UInt8.self, "command")
       guard let command = OperatorCommand(rawValue: raw) else {
