@@ -25,10 +25,15 @@ extension ReplicatedPrimary {
   /// the guest started, attach it like a `hello` from exit 0.
   func acceptJoin(_ stream: TLSStream, theirs: LogHeader, heartbeatPort: UInt16, heartbeatBootID: UInt64) throws {
     if let reason = Self.handshakeMismatch(ours: header, theirs: theirs) { return try refuse(stream, reason) }
+    let connected = channel.status.connected
     let verdict = state.withLock { state -> String? in
       if let halted = state.halted { return "this primary halted: \(halted)" }
       if !state.attachedOnce { return nil }
-      if state.cloning || (state.session != nil && !state.alone) {
+      // A backup that is gone but not yet declared dead at the arbiter may
+      // still go live (a partition): clone only once this node won the
+      // arbiter and runs alone. Without an arbiter no backup goes live.
+      let replaceable = state.alone || (arbiter == nil && !connected)
+      if state.cloning || !replaceable {
         return Self.standbyPrefix + "the VM already has a backup (\(state.backupName)); stand by"
       }
       state.cloning = true
@@ -39,6 +44,13 @@ extension ReplicatedPrimary {
       return try attachBackup(
         stream, theirs: theirs, resumeFrom: 0, heartbeatPort: heartbeatPort, heartbeatBootID: heartbeatBootID)
     }
+    // A session that ended (its backup is gone) is finished with first.
+    let previous = state.withLock { state in
+      defer { state.session = nil }
+      return state.session
+    }
+    previous?.stream.close()
+    previous?.thread.join()
     let thread = try NamedThread(name: "clone") { [self] in
       cloneSession(stream, heartbeatPort: heartbeatPort, heartbeatBootID: heartbeatBootID)
       state.withLock { $0.cloning = false }
