@@ -2,7 +2,8 @@
 # The demo: a Redis-protocol key-value store in a VM under KVM, with a
 # backup replaying its every input over mutual TLS and an arbiter; redis-cli
 # writes, the primary is killed with SIGKILL, the backup goes live and the
-# same data reads back from it.
+# same data reads back from it; the old primary, restarted, rejoins as the
+# backup by cloning the running VM, and the pair is protected again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.build/release}
@@ -85,11 +86,32 @@ cli LRANGE queue 0 -1
 cli HGETALL user:1
 cli INCR visits
 
-say "6. lockstep poweroff: the new primary stops and records the VM as off at the arbiter"
+say "6. Restart node A with its own command line: the VM is live on B, so A joins it by cloning"
+start_a() {
+  "$BIN/primary-vmm" --vm demo --guest Guest/build/kvstore.elf --memory 128M \
+    --disk "$work/a.img" --disk-size 16M --serve "127.0.0.1:$PORT" --arbiter "127.0.0.1:$ARBITER" \
+    --replication "127.0.0.1:$REPLICATION" --tls-dir "$work/certs/node-a" >"$work/$1.log" 2>&1 &
+  pids+=($!)
+}
+start_a primary2
+for _ in $(seq 200); do
+  "$BIN/lockstep" status --arbiter "127.0.0.1:$ARBITER" --vm demo --tls-dir "$work/certs/operator" --json \
+    2>/dev/null | grep -q '"protected": true' && break
+  sleep 0.05
+done
+wait_for "$work/primary2.log" "clone installed"
+grep -hoE "joining it as a backup|clone installed.*" "$work/primary2.log" | cut -c1-120
+grep -hoE "clone: the new backup holds the VM.*" "$work/backup.log" | cut -c1-160
+status
+cli INCR visits
+
+say "7. lockstep poweroff: both stop; the backup replayed to the primary's exact final state"
 "$BIN/lockstep" poweroff --arbiter "127.0.0.1:$ARBITER" --vm demo --tls-dir "$work/certs/operator"
 wait "$backup" || true
+for _ in $(seq 100); do grep -q "replay reached" "$work/primary2.log" && break; sleep 0.05; done
+grep -hoE "VM stopped after going live.*|replay reached the primary's final state exactly" \
+  "$work/backup.log" "$work/primary2.log" | cut -c1-160
 status
-grep -hoE "VM stopped after going live.*" "$work/backup.log" | cut -c1-150
 kill -TERM "$arbiter"
 echo
-echo "Done. (Restoring redundancy by cloning a new backup comes with the next issue.)"
+echo "Done."
