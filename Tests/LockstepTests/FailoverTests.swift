@@ -136,6 +136,20 @@ final class FailoverTests: XCTestCase {
       .status(status),
       .command(.powerOff),
       .command(.failover),
+      .join(header: header, heartbeatPort: 1, heartbeatBootID: 2),
+      .clonePages([
+        ClonePage(number: 7, data: nil), ClonePage(number: 9, data: [UInt8](repeating: 0xAB, count: 4096)),
+      ]),
+      .cloneDisk(offset: 4096, bytes: [1, 2, 3]),
+      .cloneDiskZero(offset: 8192, count: 4096),
+      .cloneState(
+        MachineSnapshot(
+          exits: 42, traceWords: (1, 2),
+          net: NetDevice.State(
+            attachment: NetDevice.Attachment(rx: 1, rxCapacity: 2, tx: 3, txCapacity: 4), rxMessages: 5,
+            txMessages: 6, openConnections: [3, 9], highestConnection: 11),
+          clockOffset: -5, lastMonotonic: 77, lastClock: ClockReading(monotonic: 1, wall: 2), registers: [1, 2],
+          specialRegisters: [3], floatingPoint: [])),
     ]
     for message in messages {
       var bytes: [UInt8] = []
