@@ -73,6 +73,7 @@ extension ReplicatedPrimary {
     let began = ClockReading.monotonicNanoseconds()
     var bytesSent: UInt64 = 0
     var tracking = false
+    var installed = false
     let joiner = stream.peerDescription
     do {
       let generation = state.withLock { $0.generation }
@@ -121,6 +122,7 @@ extension ReplicatedPrimary {
       else { throw MachineSetupError("the VM stopped") }
       let copy = try final.get()
       tracking = false
+      installed = true
       for chunk in stride(from: 0, to: copy.pages.count, by: ChannelMessage.maximumClonePages) {
         let end = min(chunk + ChannelMessage.maximumClonePages, copy.pages.count)
         try send(.clonePages(Array(copy.pages[chunk..<end])), to: stream, counting: &bytesSent)
@@ -149,7 +151,12 @@ extension ReplicatedPrimary {
       if tracking {
         _ = control.atSafepoint { machine in try? machine.stopTrackingWrites() }
       }
-      logger.error("clone into \(joiner) failed: \(error); this primary goes on alone")
+      if installed {
+        logger.error(
+          "the new backup \(joiner) was lost right after its clone: \(error); the failure detector takes over")
+      } else {
+        logger.error("clone into \(joiner) failed: \(error); this primary goes on alone")
+      }
     }
   }
 
