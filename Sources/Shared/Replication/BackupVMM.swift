@@ -128,17 +128,22 @@ public final class BackupVMM: Sendable {
       do {
         joined = try connect(
           primary: primary, context: context, hello: identity, resumeFrom: nil, heartbeat: heartbeat,
-          timeout: connectTimeout, logger: logger)
+          timeout: standing ? .seconds(1) : connectTimeout, logger: logger)
+        continue
       } catch let refusal as BackupRefusal where refusal.standby {
         if !standing { logger.notice("standing by: \(refusal.reason)") }
         standing = true
-        if control.stopRequested { throw MachineSetupError("stopped while standing by") }
-        Wakeup.sleep(milliseconds: 1000)
-        if let arbiter, let record = try? arbiter.query(vm: vm),
-          let address = HostPort(parsing: record.replicationAddress)
-        {
-          primary = address
-        }
+      } catch let error as TLSError where standing {
+        // The primary this standby waited on is gone: the arbiter names
+        // the next one (after the failover).
+        logger.info("standby: \(error); asking the arbiter for the VM's primary")
+      }
+      if control.stopRequested { throw MachineSetupError("stopped while standing by") }
+      Wakeup.sleep(milliseconds: 1000)
+      if let arbiter, let record = try? arbiter.query(vm: vm),
+        let address = HostPort(parsing: record.replicationAddress)
+      {
+        primary = address
       }
     }
     guard let (stream, header, generation, cloning) = joined else { throw MachineSetupError("no primary") }
