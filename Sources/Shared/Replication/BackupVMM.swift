@@ -507,6 +507,7 @@ public final class BackupVMM: Sendable {
   /// whether the primary's host refuses connections (its process is gone).
   func reconnect(from position: UInt64, window: Duration, reason: String) -> TLSStream? {
     let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(window)
+    var attempts = 0
     while true {
       let stop = state.withLock { $0.finished || $0.decision != .undecided || $0.refusedByPrimary != nil }
       if stop { return nil }
@@ -536,7 +537,10 @@ public final class BackupVMM: Sendable {
         state.withLock { $0.channelEnd = "\(reason); the primary did not come back within \(window)" }
         return nil
       }
-      Wakeup.sleep(milliseconds: 20)
+      // Soon again at first: a killed primary's socket may answer with a
+      // reset for the few milliseconds its process takes to exit.
+      attempts += 1
+      Wakeup.sleep(milliseconds: attempts < 10 ? 5 : 50)
     }
   }
 

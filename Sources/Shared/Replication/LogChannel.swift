@@ -92,20 +92,35 @@ public final class LogChannel: LogSink, Sendable {
     public var lagMaximum: UInt64
   }
 
-  /// The channel's counters now.
+  /// The channel's counters now. The lag percentiles are computed from a
+  /// copy taken under the lock, so appends and acknowledgements never wait
+  /// for the sort; cheap single counters have their own accessors.
   public var status: Status {
-    state.withLock {
-      let sorted = $0.lagSamples.sorted()
-      let percentile = { (fraction: Double) -> UInt64 in
-        sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
-      }
-      return Status(
-        acknowledged: $0.acknowledged, replayed: $0.replayed, announced: $0.announced,
-        unacknowledgedBytes: $0.pendingBytes, lagNanoseconds: $0.lagNanoseconds, connected: $0.connected,
-        bytesLogged: $0.bytesLogged, recordsLogged: $0.recordsLogged, lagP50: percentile(0.5),
-        lagP99: percentile(0.99), lagMaximum: sorted.last ?? 0)
+    var (status, samples) = state.withLock {
+      (
+        Status(
+          acknowledged: $0.acknowledged, replayed: $0.replayed, announced: $0.announced,
+          unacknowledgedBytes: $0.pendingBytes, lagNanoseconds: $0.lagNanoseconds, connected: $0.connected,
+          bytesLogged: $0.bytesLogged, recordsLogged: $0.recordsLogged, lagP50: 0, lagP99: 0, lagMaximum: 0),
+        $0.lagSamples
+      )
     }
+    samples.sort()
+    let percentile = { (fraction: Double) -> UInt64 in
+      samples.isEmpty ? 0 : samples[min(samples.count - 1, Int(Double(samples.count) * fraction))]
+    }
+    status.lagP50 = percentile(0.5)
+    status.lagP99 = percentile(0.99)
+    status.lagMaximum = samples.last ?? 0
+    return status
   }
+
+  /// Framed log bytes appended since the start (cheap).
+  public var bytesLogged: UInt64 { state.withLock { $0.bytesLogged } }
+  /// Whether a backup is connected (cheap).
+  public var isConnected: Bool { state.withLock { $0.connected } }
+  /// Bytes appended and not yet acknowledged (cheap).
+  public var unacknowledgedBytes: Int { state.withLock { $0.pendingBytes } }
 
   /// The header of the execution (after the recorder started).
   public var header: LogHeader? { state.withLock { $0.header } }

@@ -25,7 +25,7 @@ extension ReplicatedPrimary {
   /// the guest started, attach it like a `hello` from exit 0.
   func acceptJoin(_ stream: TLSStream, theirs: LogHeader, heartbeatPort: UInt16, heartbeatBootID: UInt64) throws {
     if let reason = Self.handshakeMismatch(ours: header, theirs: theirs) { return try refuse(stream, reason) }
-    let connected = channel.status.connected
+    let connected = channel.isConnected
     let verdict = state.withLock { state -> String? in
       if let halted = state.halted { return "this primary halted: \(halted)" }
       if !state.attachedOnce { return nil }

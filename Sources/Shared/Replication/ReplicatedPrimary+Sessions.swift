@@ -187,7 +187,7 @@ extension ReplicatedPrimary {
         state.action = .failover
         return true
       }
-      guard ready, channel.status.connected else {
+      guard ready, channel.isConnected else {
         return try refuse(stream, "no backup is attached to fail over to")
       }
       channel.prepareHandover()

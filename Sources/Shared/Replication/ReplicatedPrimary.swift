@@ -233,7 +233,7 @@ public final class ReplicatedPrimary: Sendable {
       return .handedOver(report)
     }
     // Let the backup acknowledge the end, so it can finish its replay.
-    waitFor(seconds: 5) { channel.status.unacknowledgedBytes == 0 || !channel.status.connected }
+    waitFor(seconds: 5) { channel.unacknowledgedBytes == 0 || !channel.isConnected }
     let status = channel.status
     logger.info(
       "replication: log_bytes=\(status.bytesLogged) log_records=\(status.recordsLogged) lag_p50_us=\(status.lagP50 / 1000) lag_p99_us=\(status.lagP99 / 1000) lag_max_us=\(status.lagMaximum / 1000) acknowledged=\(status.acknowledged)"
@@ -390,7 +390,7 @@ public final class ReplicatedPrimary: Sendable {
 
   func sampleLogRate() {
     let now = ClockReading.monotonicNanoseconds()
-    let bytes = channel.status.bytesLogged
+    let bytes = channel.bytesLogged
     state.withLock { state in
       let elapsed = now - state.rateSample.time
       guard elapsed >= 1_000_000_000 else { return }
@@ -404,13 +404,13 @@ public final class ReplicatedPrimary: Sendable {
   /// The guest stopped at `exits` for a handover: once the backup holds the
   /// whole log, tell it to take over, and wait (bounded) until it has.
   func handOver(at exits: UInt64) {
-    waitFor(seconds: 5) { channel.isFullyAcknowledged || !channel.status.connected }
-    guard channel.status.connected else {
+    waitFor(seconds: 5) { channel.isFullyAcknowledged || !channel.isConnected }
+    guard channel.isConnected else {
       logger.error("the backup went away during the handover; it takes over when it notices the silence")
       return
     }
     channel.sendHandover(exits: exits)
     logger.info("handed the VM over to the backup at exit \(exits); waiting for it to take over")
-    waitFor(seconds: 5) { !channel.status.connected }
+    waitFor(seconds: 5) { !channel.isConnected }
   }
 }
