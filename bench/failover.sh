@@ -59,7 +59,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
   rm -rf "$LOGS"; mkdir -p "$LOGS"
-  cp "$work"/*.log "$work"/*.json "$work"/*.jsonl "$LOGS"/ 2>/dev/null || true
+  cp "$work"/*.log "$work"/*.json "$work"/*.jsonl "$work"/*.txt "$LOGS"/ 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -400,7 +400,10 @@ elif mode == "status":
     print("MAX_HELD=%s" % max([r.get("held_outputs", 0) for r in good] or [0]))
 PYTHON
 
-echo "binaries: $BIN ($(date -u -r "$BIN/primary-vmm" '+built %Y-%m-%d %H:%M UTC')), commit $(git rev-parse --short HEAD)$(git diff --quiet -- Sources Package.swift || echo ' + uncommitted changes under Sources/')"
+COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet -- Sources Package.swift || echo ' (+ uncommitted changes under Sources/)')"
+STARTED=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+BUILT=$(date -u -r "$BIN/primary-vmm" '+%Y-%m-%d %H:%M UTC')
+echo "binaries: $BIN (primary-vmm modified $BUILT), commit at start $COMMIT"
 "$BIN/lockstep" certs init --dir "$work/certs" --vmms node-a,node-b --arbiter arbiter --operators op >/dev/null
 ARB=$(port)
 ARBITER_PID=$(spawn "$work/arbiter.log" "$BIN/arbiter" --listen "127.0.0.1:$ARB" --state-dir "$work/state" \
@@ -422,6 +425,7 @@ if [[ ",$PARTS," == *",kill,"* ]]; then
     cat "$work/kill-$round.json" >>"$work/kills.jsonl"
     grep -q "LIVE:" "$BACKUP_LOG" || echo "   round $round: the backup did not go live: $(tail -3 "$BACKUP_LOG")"
     stop_pid "$BACKUP_PID" TERM 10
+    stop_pid "$PRIMARY_PID" KILL 1   # already dead unless the client failed before its kill
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("   round %d: failover %s ms, %d writes acknowledged, %d lost, suspected: %s" % (r["round"], r["failover_ms"], r["acked_sets"]+r["acked_incrs"], r["lost"], r["suspect_reason"]))' "$work/kill-$round.json"
     rm -f "$work"/kv"$round"-*.img
   done
@@ -433,8 +437,12 @@ if [[ ",$PARTS," == *",soak,"* ]]; then
   echo "== (c) soak: $SOAK_SECONDS s of redis-benchmark -t set,incr -c $SOAK_CLIENTS -P 1 on one pair; status every $STATUS_EVERY s"
   start_pair soak
   SOAK_PRIMARY_LOG=$PRIMARY_LOG; SOAK_BACKUP_LOG=$BACKUP_LOG
+  # Per-thread CPU ticks of both VMMs (where the CPU goes during the soak).
+  threads_cpu() { for t in /proc/"$1"/task/*; do echo "$(tr ' ' _ <"$t/comm") $(awk '{print $14+$15}' "$t/stat" 2>/dev/null || echo 0)"; done | sort; }
+  threads_cpu "$PRIMARY_PID" >"$work/soak-threads-primary.start"; threads_cpu "$BACKUP_PID" >"$work/soak-threads-backup.start"
   soak_start=$(date +%s)
   soak_end=$(( soak_start + SOAK_SECONDS ))
+  : >"$work/soak-commands.txt"
   (
     # Restarted until the soak ends; bounded by count and, each run, by time.
     for _ in $(seq $(( SOAK_SECONDS + 10 ))); do
@@ -452,6 +460,7 @@ if [[ ",$PARTS," == *",soak,"* ]]; then
     last_sample_t=$(( $(date +%s) - soak_start ))
     timeout 15 "$BIN/lockstep" status --arbiter "127.0.0.1:$ARB" --vm soak --tls-dir "$work/certs/op" --json \
       >>"$work/soak-status.jsonl" 2>"$work/soak-status.err" || echo "{\"error\": \"status failed: $(tr -d '"\n' <"$work/soak-status.err" | cut -c1-200)\"}" >>"$work/soak-status.jsonl"
+    echo "$last_sample_t $(timeout 5 redis-cli -p "$SVC" info stats 2>/dev/null | tr -d '\r' | grep '^total_commands_processed:' | cut -d: -f2 || true)" >>"$work/soak-commands.txt"
     if [ $(( sample % 6 )) -eq 1 ]; then
       echo "   t=$(( $(date +%s) - soak_start ))s: $(tail -1 "$work/soak-status.jsonl" | cut -c1-240)"
     fi
@@ -459,6 +468,17 @@ if [[ ",$PARTS," == *",soak,"* ]]; then
     while [ "$(date +%s)" -lt "$next" ] && [ "$(date +%s)" -lt "$soak_end" ]; do sleep 0.5; done
   done
   soak_elapsed=$(( $(date +%s) - soak_start ))
+  threads_cpu "$PRIMARY_PID" >"$work/soak-threads-primary.end"; threads_cpu "$BACKUP_PID" >"$work/soak-threads-backup.end"
+  hz=$(getconf CLK_TCK)
+  thread_line() { join "$work/soak-threads-$1.start" "$work/soak-threads-$1.end" |
+    awk -v hz="$hz" -v s="$soak_elapsed" '{d=($3-$2)/hz; if (d >= 1) printf "%s %.0f s (%.0f%%), ", $1, d, 100*d/(s>0?s:1)}' | sed 's/, $//'; }
+  primary_threads=$(thread_line primary); backup_threads=$(thread_line backup)
+  # Throughput in the first and the last minute of the window (guest's command counter).
+  throughput=$(awk 'NF==2 && $2 != "" {t[NR]=$1; c[NR]=$2; n=NR} END {
+      if (n < 3) { print "-"; exit }
+      for (i=1; i<=n && t[i]-t[1] < 60; i++) {}; if (i>n) i=n
+      for (j=n; j>=1 && t[n]-t[j] < 60; j--) {}; if (j<1) j=1
+      printf "first %.0fs: %.0f commands/s, last %.0fs: %.0f commands/s", t[i]-t[1], (c[i]-c[1])/(t[i]-t[1]), t[n]-t[j], (c[n]-c[j])/(t[n]-t[j]) }' "$work/soak-commands.txt")
   for _ in $(seq 40); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.5; done
   stop_pid "$LOAD_PID" TERM 5
   commands=$(timeout 10 redis-cli -p "$SVC" info stats 2>/dev/null | tr -d '\r' | grep '^total_commands_processed:' | cut -d: -f2 || true)
@@ -482,9 +502,9 @@ fi
 
 # ---------------------------------------------------------------- summary
 {
-  echo "Lockstep failover benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet -- Sources Package.swift || echo ' (+ uncommitted changes under Sources/)')"
+  echo "Lockstep failover benchmark — started $STARTED, ended $(date -u '+%H:%M:%S UTC'); commit at start $COMMIT"
   echo "command: $COMMAND"
-  echo "binaries: $BIN; guest $GUEST, $MEMORY, 16M disk; --heartbeat-interval $HEARTBEAT_MS --failure-timeout $FAILURE_TIMEOUT_MS; $(nproc) CPUs"
+  echo "binaries: $BIN (primary-vmm modified $BUILT); guest $GUEST, $MEMORY, 16M disk; --heartbeat-interval $HEARTBEAT_MS --failure-timeout $FAILURE_TIMEOUT_MS; $(nproc) CPUs"
   if [[ ",$PARTS," == *",kill,"* ]]; then
     echo
     echo "(a) failover time, kill -9 of the primary -> first acknowledged write on the new primary (client-measured)"
@@ -506,6 +526,9 @@ fi
     echo "    lag_ms: max $MAX_LAG, median $MED_LAG; max held outputs in a sample: $MAX_HELD"
     echo "    heartbeats received by the primary: $LAST_HEARTBEATS_RECEIVED at the last sample, t=${last_sample_t}s (~$(( last_sample_t * 1000 / HEARTBEAT_MS )) expected at one per ${HEARTBEAT_MS} ms), refused: $LAST_HEARTBEATS_FORGED forged, $LAST_HEARTBEATS_REPLAYED replayed, $LAST_HEARTBEATS_MALFORMED malformed; 'heartbeat: rejected' log lines: $hb_rejected"
     echo "    load: $bench_runs completed redis-benchmark runs, median SET $set_rate req/s, INCR $incr_rate req/s; commands processed by the guest: ${commands:-?} (${commands_rate:-?}/s)"
+    echo "    throughput over the window: $throughput"
+    echo "    CPU time over the window, primary threads: $primary_threads"
+    echo "    CPU time over the window, backup threads: $backup_threads"
     echo "    after a clean stop: backup $backup_alive, replay reached the primary's final state: $in_sync"
     echo "    primary's $replication_line"
   fi
