@@ -158,7 +158,7 @@ final class HeartbeatTests: XCTestCase {
 
   func testTimingDefaultsAndValidation() throws {
     XCTAssertEqual(HeartbeatTiming.default.interval, .milliseconds(50))
-    XCTAssertEqual(HeartbeatTiming.default.failureTimeout, .milliseconds(500))
+    XCTAssertEqual(HeartbeatTiming.default.failureTimeout, .milliseconds(1000))
     XCTAssertEqual(HeartbeatTiming.default.intervalNanoseconds, 50_000_000)
     XCTAssertEqual(HeartbeatTiming.default.failureTimeoutNanoseconds, 500_000_000)
     XCTAssertThrowsError(try HeartbeatTiming(interval: .zero, failureTimeout: .seconds(1)))

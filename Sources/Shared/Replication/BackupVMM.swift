@@ -514,7 +514,7 @@ public final class BackupVMM: Sendable {
       do {
         let (stream, _, _, _) = try Self.connect(
           primary: primary, context: context, hello: identity, resumeFrom: position, heartbeat: heartbeat,
-          timeout: .zero, attemptTimeout: .seconds(1), logger: logger)
+          timeout: .zero, attemptTimeout: .milliseconds(250), logger: logger)
         let accepted = state.withLock { state -> Bool in
           guard !state.finished && state.decision == .undecided else { return false }
           state.current = stream
