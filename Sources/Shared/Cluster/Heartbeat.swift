@@ -90,6 +90,10 @@ public final class Heartbeat: Sendable {
     public var generation: UInt64
     /// The flags carried.
     public var flags: HeartbeatFlags
+    /// Whether heartbeats go out before the peer is pinned
+    /// (``Heartbeat/expect(peer:bootID:)``); a joining backup waits for its
+    /// welcome, so a standby sends nothing to a primary that is not its.
+    public var sendsBeforePinned = true
 
     /// Creates a configuration.
     public init(
@@ -242,7 +246,7 @@ public final class Heartbeat: Sendable {
     while !stopping.load(ordering: .acquiring) {
       var now = ClockReading.monotonicNanoseconds()
       if now >= nextSend {
-        sendOne(now: now)
+        if configuration.sendsBeforePinned || state.withLock({ $0.expected != nil }) { sendOne(now: now) }
         nextSend += interval
         if nextSend <= now { nextSend = now + interval }
       }

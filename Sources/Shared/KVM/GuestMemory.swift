@@ -16,6 +16,23 @@ public final class GuestMemory {
   public let size: UInt64
   /// The lowest address a guest-supplied pointer may reach.
   public let userBase: UInt64
+  /// While a clone's pre-copy runs: the pages the VMM itself wrote (KVM's
+  /// dirty log sees only the guest's own writes, not the host's).
+  public var tracksHostWrites = false
+  public private(set) var hostWrittenPages = Set<UInt64>()
+
+  /// Notes a write by the VMM to `[address, address + count)`.
+  @inline(__always)
+  public func noteHostWrite(_ address: UInt64, count: UInt64) {
+    guard tracksHostWrites, count > 0 else { return }
+    for page in (address / 4096)...((address + count - 1) / 4096) { hostWrittenPages.insert(page) }
+  }
+
+  /// The pages noted since the last call.
+  public func takeHostWrittenPages() -> Set<UInt64> {
+    defer { hostWrittenPages = [] }
+    return hostWrittenPages
+  }
 
   /// Maps `size` bytes (a multiple of 2 MiB) of zeroed, pre-populated memory.
   public init(size: UInt64, userBase: UInt64) throws(SystemError) {
@@ -73,12 +90,14 @@ public final class GuestMemory {
   public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws(GuestMemoryError) {
     let range = try guestRange(address, count: UInt64(MemoryLayout<T>.size))
     range.storeBytes(of: value.littleEndian, as: T.self)
+    noteHostWrite(address, count: UInt64(MemoryLayout<T>.size))
   }
 
   /// Copies bytes into guest memory at a guest-supplied address.
   public func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(GuestMemoryError) {
     let range = try guestRange(address, count: UInt64(bytes.count))
     range.copyBytes(from: bytes)
+    noteHostWrite(address, count: UInt64(bytes.count))
   }
 
   /// Copies bytes out of guest memory at a guest-supplied address.

@@ -10,12 +10,16 @@ extension Machine {
   public func trackWrites() throws(SystemError) {
     try vm.map(memory, logDirtyPages: true)
     _ = try vm.dirtyPages(pageCount: pageCount)
+    memory.tracksHostWrites = true
+    _ = memory.takeHostWrittenPages()
     block?.trackWrites()
   }
 
   /// Stops tracking writes to guest memory.
   public func stopTrackingWrites() throws(SystemError) {
     try vm.map(memory, logDirtyPages: false)
+    memory.tracksHostWrites = false
+    _ = memory.takeHostWrittenPages()
     _ = block?.takeWrittenBlocks()
   }
 
@@ -23,6 +27,7 @@ extension Machine {
   /// as page numbers.
   public func takeDirtyPages() throws(SystemError) -> [UInt64] {
     let bitmap = try vm.dirtyPages(pageCount: pageCount)
+    let host = memory.takeHostWrittenPages()
     var pages: [UInt64] = []
     for (index, word) in bitmap.enumerated() where word != 0 {
       var bits = word
@@ -32,7 +37,8 @@ extension Machine {
         bits &= bits - 1
       }
     }
-    return pages
+    if host.isEmpty { return pages }
+    return Set(pages).union(host).sorted()
   }
 
   /// A copy of guest RAM pages `pages` (4 KiB each), back to back.

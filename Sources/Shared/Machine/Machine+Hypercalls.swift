@@ -90,9 +90,11 @@ extension Machine {
     case .stop(let stop):
       return stop
     case .result(let result):
+      memory.noteHostWrite(address, count: Self.descriptorSize)
       call.storeBytes(of: result.littleEndian, toByteOffset: 4, as: Int32.self)
       return nil
     case .values(let result, let first, let second):
+      memory.noteHostWrite(address, count: Self.descriptorSize)
       call.storeBytes(of: result.littleEndian, toByteOffset: 4, as: Int32.self)
       call.storeBytes(of: first.littleEndian, toByteOffset: 40, as: UInt64.self)
       call.storeBytes(of: second.littleEndian, toByteOffset: 48, as: UInt64.self)
@@ -163,6 +165,7 @@ extension Machine {
         throw InputMismatch("entropy: \(value.bytes.count) bytes for a request of \(target.count)")
       }
       target.copyBytes(from: value.bytes)
+      memory.noteHostWrite(argument[0], count: argument[1])
       return .result(LS_OK)
 
     case Int(LS_OP_WAIT):
@@ -183,7 +186,10 @@ extension Machine {
       guard value.status != LS_OK || value.bytes.count == target.count else {
         throw InputMismatch("block.read: \(value.bytes.count) bytes for a request of \(target.count)")
       }
-      if value.status == LS_OK { target.copyBytes(from: value.bytes) }
+      if value.status == LS_OK {
+        target.copyBytes(from: value.bytes)
+        memory.noteHostWrite(argument[1], count: argument[2])
+      }
       return .result(value.status)
 
     default:

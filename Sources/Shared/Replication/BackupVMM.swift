@@ -119,11 +119,12 @@ public final class BackupVMM: Sendable {
     while joined == nil {
       heartbeat?.stop()
       heartbeat = try failover.map { settings throws in
-        try Heartbeat(
-          Heartbeat.Configuration(
-            vm: vm, node: credentials.name,
-            bind: HostPort(host: primary.host.contains(":") ? "::" : "0.0.0.0", port: 0), peer: primary,
-            key: credentials.heartbeatKey ?? [], timing: settings.timing), logger: logger)
+        var configuration = Heartbeat.Configuration(
+          vm: vm, node: credentials.name,
+          bind: HostPort(host: primary.host.contains(":") ? "::" : "0.0.0.0", port: 0), peer: primary,
+          key: credentials.heartbeatKey ?? [], timing: settings.timing)
+        configuration.sendsBeforePinned = false
+        return try Heartbeat(configuration, logger: logger)
       }
       do {
         joined = try connect(
@@ -220,8 +221,12 @@ public final class BackupVMM: Sendable {
     }
     vcpu.join()
     // The guest's own exit ends the replay before the primary's end record
-    // may have arrived: give it a moment, to compare final states.
-    let deadline = ClockReading.monotonicNanoseconds() + 3_000_000_000
+    // may have arrived: give it a moment, to compare final states. A replay
+    // that ended any other way (a divergence, a fault) stops acknowledging
+    // at once: the primary must not believe it is protected.
+    var guestExited = false
+    if case .success(let report)? = outcome.withLock({ $0 }), case .exited = report.stop { guestExited = true }
+    let deadline = ClockReading.monotonicNanoseconds() + (guestExited ? 3_000_000_000 : 0)
     while state.withLock({ $0.lastEnd == nil && $0.channelEnd.isEmpty && $0.decision == .undecided })
       && ClockReading.monotonicNanoseconds() < deadline
     {

@@ -50,7 +50,12 @@ extension ReplicatedPrimary {
   }
 
   func refuse(_ stream: TLSStream, _ reason: String) throws {
-    logger.error("refused \(stream.peerDescription): \(reason)")
+    // A standby asks every second: that is its normal state, not an error.
+    if reason.hasPrefix(Self.standbyPrefix) {
+      logger.debug("standby \(stream.peerDescription): \(reason)")
+    } else {
+      logger.error("refused \(stream.peerDescription): \(reason)")
+    }
     try answer(stream, .refuse(reason: reason))
   }
 
