@@ -29,7 +29,7 @@ build: deps guests release
 # Integration test scripts run after the unit tests (each prints
 # "N passed, M failed" and exits non-zero on failure).
 INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh Tests/Integration/replication/run.sh \
-	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh
+	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh Tests/Integration/clone/run.sh
 
 # The debug build is what the tests run against (they spawn
 # .build/debug/primary-vmm too).

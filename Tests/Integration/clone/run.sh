@@ -19,11 +19,11 @@
 # free ports on 127.0.0.1; every wait bounded; a trap kills every process
 # started. Prints "N passed, M failed"; KEEP=1 keeps the work dir.
 # Every VMM runs with --failure-timeout $FAILURE_TIMEOUT_MS (2000 unless
-# set): these tests are about cloning, not detection (a SIGKILL on one host
-# is detected at once by the refused channel), and on a shared, overloaded
-# 2-core machine a 500 ms stall of both processes makes a false suspicion
-# (seen once at load average 10: both nodes suspected each other, one went
-# on alone and the other halted, generation + 1).
+# set; the product's default is 1000): these tests are about cloning, not
+# detection (a SIGKILL on one host is detected at once by the refused
+# channel), and on a shared, overloaded 2-core machine a stall of both
+# processes makes a false suspicion (seen with 500 ms at load average 10:
+# both nodes suspected each other, one went on alone, the other halted).
 set -u
 cd "$(dirname "$0")/../../.."
 bash scripts/install-deps.sh redis-tools >/dev/null || { echo "cannot install redis-tools"; exit 1; }
