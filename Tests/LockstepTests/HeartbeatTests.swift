@@ -160,7 +160,7 @@ final class HeartbeatTests: XCTestCase {
     XCTAssertEqual(HeartbeatTiming.default.interval, .milliseconds(50))
     XCTAssertEqual(HeartbeatTiming.default.failureTimeout, .milliseconds(1000))
     XCTAssertEqual(HeartbeatTiming.default.intervalNanoseconds, 50_000_000)
-    XCTAssertEqual(HeartbeatTiming.default.failureTimeoutNanoseconds, 500_000_000)
+    XCTAssertEqual(HeartbeatTiming.default.failureTimeoutNanoseconds, 1_000_000_000)
     XCTAssertThrowsError(try HeartbeatTiming(interval: .zero, failureTimeout: .seconds(1)))
     XCTAssertThrowsError(try HeartbeatTiming(interval: .milliseconds(100), failureTimeout: .milliseconds(150)))
     let timing = try HeartbeatTiming(interval: .milliseconds(100), failureTimeout: .milliseconds(200))
