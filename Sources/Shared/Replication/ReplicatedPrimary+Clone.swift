@@ -179,7 +179,9 @@ extension ReplicatedPrimary {
       }
     }
     let snapshot = try machine.snapshot()
-    try machine.stopTrackingWrites()
+    // Dropping the dirty log changes the memory slot (KVM then rebuilds its
+    // mappings): after the pause, at the next safepoint, not inside it.
+    control.requestSafepoint { machine in try? machine.stopTrackingWrites() }
     // From this exit on, a backup holds the VM.
     channel.rejoin(at: snapshot.exits)
     gate.resumeHolding(after: snapshot.exits == 0 ? 0 : snapshot.exits - 1)
