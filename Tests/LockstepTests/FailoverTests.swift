@@ -128,6 +128,10 @@ final class FailoverTests: XCTestCase {
       logRecords: 10, logBytesPerSecond: 500, lastHeartbeatMilliseconds: 12, acknowledged: 44)
     status.heartbeatsForged = 2
     status.heartbeatsReplayed = 1
+    status.cloning = true
+    status.lastCloneMilliseconds = 900
+    status.lastClonePauseMicroseconds = 150
+    status.lastCloneBytes = 123_456
     let messages: [ChannelMessage] = [
       .hello(header: header, resumeFrom: 9, heartbeatPort: 40_000, heartbeatBootID: 77),
       .welcome(header: header, startsAt: 9, generation: 3, heartbeatBootID: 78),

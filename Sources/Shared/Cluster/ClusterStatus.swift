@@ -102,6 +102,10 @@ public struct ClusterStatus: Sendable {
         ("heartbeats_replayed", "\(node.heartbeatsReplayed)"),
         ("heartbeats_malformed", "\(node.heartbeatsMalformed)"),
         ("heartbeats_foreign", "\(node.heartbeatsForeign)"),
+        ("cloning", node.cloning ? "true" : "false"),
+        ("last_clone_ms", "\(node.lastCloneMilliseconds)"),
+        ("last_clone_pause_us", "\(node.lastClonePauseMicroseconds)"),
+        ("last_clone_bytes", "\(node.lastCloneBytes)"),
       ]
     }
     if let nodeError { fields.append(("error", Self.quote(nodeError))) }
@@ -134,6 +138,13 @@ public struct ClusterStatus: Sendable {
         + " (\(node.heartbeatsReceived) received; refused: \(node.heartbeatsForged) forged, "
         + "\(node.heartbeatsReplayed) replayed, \(node.heartbeatsMalformed) malformed, "
         + "\(node.heartbeatsForeign) foreign)")
+    if node.cloning {
+      lines.append("  clone:      a new backup is being cloned")
+    } else if node.lastCloneMilliseconds > 0 {
+      lines.append(
+        "  last clone: \(node.lastCloneMilliseconds) ms, paused \(node.lastClonePauseMicroseconds) µs, \(node.lastCloneBytes) bytes"
+      )
+    }
     return lines.joined(separator: "\n")
   }
 

@@ -35,6 +35,12 @@ public struct NodeStatus: Sendable, Equatable {
   public var heartbeatsReplayed: UInt64 = 0
   public var heartbeatsMalformed: UInt64 = 0
   public var heartbeatsForeign: UInt64 = 0
+  /// Whether a clone into a new backup is under way, and how the last one
+  /// went (0 when none finished).
+  public var cloning = false
+  public var lastCloneMilliseconds: UInt64 = 0
+  public var lastClonePauseMicroseconds: UInt64 = 0
+  public var lastCloneBytes: UInt64 = 0
 
   /// Creates a status.
   public init(
@@ -69,7 +75,7 @@ public struct NodeStatus: Sendable, Equatable {
     for value in [
       lagNanoseconds, heldOutputs, heldBytes, logBytes, logRecords, logBytesPerSecond, lastHeartbeatMilliseconds,
       acknowledged, heartbeatsReceived, heartbeatsForged, heartbeatsReplayed, heartbeatsMalformed,
-      heartbeatsForeign,
+      heartbeatsForeign, cloning ? 1 : 0, lastCloneMilliseconds, lastClonePauseMicroseconds, lastCloneBytes,
     ] {
       body.append(littleEndian: value)
     }
@@ -86,7 +92,7 @@ public struct NodeStatus: Sendable, Equatable {
     var values: [UInt64] = []
     for name in [
       "lag", "held", "heldBytes", "logBytes", "logRecords", "logRate", "heartbeat", "acknowledged", "hbReceived",
-      "hbForged", "hbReplayed", "hbMalformed", "hbForeign",
+      "hbForged", "hbReplayed", "hbMalformed", "hbForeign", "cloning", "cloneMs", "clonePause", "cloneBytes",
     ] {
       values.append(try body.read(UInt64.self, "status.\(name)"))
     }
@@ -100,6 +106,10 @@ public struct NodeStatus: Sendable, Equatable {
     status.heartbeatsReplayed = values[10]
     status.heartbeatsMalformed = values[11]
     status.heartbeatsForeign = values[12]
+    status.cloning = values[13] != 0
+    status.lastCloneMilliseconds = values[14]
+    status.lastClonePauseMicroseconds = values[15]
+    status.lastCloneBytes = values[16]
     return status
   }
 }

@@ -176,6 +176,12 @@ extension ReplicatedPrimary {
       status.heartbeatsReplayed = beats.rejectedReplayed
       status.heartbeatsMalformed = beats.rejectedMalformed
       status.heartbeatsForeign = beats.rejectedForeign
+      status.cloning = state.cloning
+      if let clone = state.lastClone {
+        status.lastCloneMilliseconds = clone.totalMilliseconds
+        status.lastClonePauseMicroseconds = clone.pauseMicroseconds
+        status.lastCloneBytes = clone.bytes
+      }
       return status
     }
   }
