@@ -51,7 +51,7 @@ service=$(port)
   --record-file "$work/run.log" --verify-registers >"$work/record.out" 2>&1 &
 pid=$!; pids+=("$pid")
 wait_for "$work/record.out" "kvstore ready" 30
-redis-benchmark -p "$service" -c 20 -n 3000 -t set,get,incr,lpush,hset -q >"$work/bench1.txt" 2>&1
+timeout 120 redis-benchmark -p "$service" -c 20 -n 3000 -t set,get,incr,lpush,hset -q >"$work/bench1.txt" 2>&1
 check "redis-benchmark ran against the recording VM" $? "$(tail -3 "$work/bench1.txt")"
 kill -TERM "$pid"; wait_exit "$pid" 20
 "$BIN/lockstep" replay --guest "$GUEST" --log "$work/run.log" >"$work/replay.out" 2>&1
@@ -88,7 +88,7 @@ wait_for "$work/primary.out" "waiting for a backup" 30
 backup=$!; pids+=("$backup")
 wait_for "$work/primary.out" "kvstore ready" 30
 check "the primary started its guest once the backup attached" $? "$(tail -5 "$work/primary.out")"
-redis-benchmark -p "$service" -c 20 -n 3000 -t set,get,incr,rpush,hset -q >"$work/bench2.txt" 2>&1
+timeout 120 redis-benchmark -p "$service" -c 20 -n 3000 -t set,get,incr,rpush,hset -q >"$work/bench2.txt" 2>&1
 check "redis-benchmark through the Output Rule" $? "$(tail -3 "$work/bench2.txt")"
 acknowledged=0
 for i in $(seq 200); do
