@@ -53,6 +53,7 @@ bench: build
 	bash bench/kvstore.sh
 	bash bench/replication.sh
 	bash bench/failover.sh
+	bash bench/clone.sh
 
 clean:
 	$(MAKE) -C Guest clean
