@@ -23,7 +23,7 @@ extension ArbiterClient {
           logger.warning("\(error.message); waiting for the arbiter, never going live without it")
         }
         failures += 1
-        Wakeup.sleep(milliseconds: Int(HeartbeatTiming.nanoseconds(retryInterval) / 1_000_000))
+        Wakeup.sleep(milliseconds: Int(retryInterval.wholeNanoseconds / 1_000_000))
       }
     }
     return nil

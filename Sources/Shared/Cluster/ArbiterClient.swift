@@ -130,7 +130,7 @@ public final class ArbiterClient: Sendable {
   }
 
   private func exchange(_ bytes: [UInt8], on connection: TLSStream) throws(ArbiterError) -> ArbiterMessage {
-    let deadline = ClockReading.monotonicNanoseconds() + TCPSocket.nanoseconds(timeout)
+    let deadline = ClockReading.monotonicNanoseconds() + timeout.wholeNanoseconds
     do {
       try connection.write(bytes)
       var buffer: [UInt8] = []

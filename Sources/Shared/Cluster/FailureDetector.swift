@@ -49,15 +49,9 @@ public struct HeartbeatTiming: Sendable, Equatable {
   }
 
   /// `interval` in nanoseconds.
-  public var intervalNanoseconds: UInt64 { Self.nanoseconds(interval) }
+  public var intervalNanoseconds: UInt64 { interval.wholeNanoseconds }
   /// `failureTimeout` in nanoseconds.
-  public var failureTimeoutNanoseconds: UInt64 { Self.nanoseconds(failureTimeout) }
-
-  static func nanoseconds(_ duration: Duration) -> UInt64 {
-    let (seconds, attoseconds) = duration.components
-    guard seconds >= 0 else { return 0 }
-    return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
-  }
+  public var failureTimeoutNanoseconds: UInt64 { failureTimeout.wholeNanoseconds }
 }
 
 /// An invalid ``HeartbeatTiming``.
@@ -88,7 +82,7 @@ public struct FailureDetector: Sendable, Equatable {
   /// A detector started at `start` (monotonic ns) that suspects the peer
   /// after `failureTimeout` of silence.
   public init(failureTimeout: Duration = HeartbeatTiming.defaultFailureTimeout, start: UInt64) {
-    failureTimeoutNanoseconds = HeartbeatTiming.nanoseconds(failureTimeout)
+    failureTimeoutNanoseconds = failureTimeout.wholeNanoseconds
     lastHeard = start
   }
 

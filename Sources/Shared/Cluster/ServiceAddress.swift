@@ -70,7 +70,7 @@ public struct ServiceAddress: Sendable {
   /// primary's listener on this host has not gone yet), for up to
   /// `timeout`.
   public func bind(machineWakeup: Wakeup, timeout: Duration = .seconds(10), logger: Logger) throws -> NetworkService {
-    let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(timeout)
+    let deadline = ClockReading.monotonicNanoseconds() + timeout.wholeNanoseconds
     var logged = false
     while true {
       let failure: SystemError

@@ -89,7 +89,7 @@ public final class MachineControl: Sendable {
     }
     // Out of a blocking wait, out of KVM_RUN.
     wakeup.signal()
-    let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(timeout)
+    let deadline = ClockReading.monotonicNanoseconds() + timeout.wholeNanoseconds
     var rounds = 0
     while !done.load(ordering: .acquiring) {
       if ended.load(ordering: .acquiring) || ClockReading.monotonicNanoseconds() >= deadline { return nil }

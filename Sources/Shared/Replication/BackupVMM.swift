@@ -511,7 +511,7 @@ public final class BackupVMM: Sendable {
   /// `window`. With one: until it works or a decision is made, noting
   /// whether the primary's host refuses connections (its process is gone).
   func reconnect(from position: UInt64, window: Duration, reason: String) -> TLSStream? {
-    let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(window)
+    let deadline = ClockReading.monotonicNanoseconds() + window.wholeNanoseconds
     var attempts = 0
     while true {
       let stop = state.withLock { $0.finished || $0.decision != .undecided || $0.refusedByPrimary != nil }
@@ -559,7 +559,7 @@ public final class BackupVMM: Sendable {
     primary: HostPort, context: TLSContext, hello: LogHeader, resumeFrom: UInt64?, heartbeat: Heartbeat?,
     timeout: Duration, attemptTimeout: Duration = .seconds(5), logger: Logger
   ) throws -> (TLSStream, LogHeader, UInt64, Bool) {
-    let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(timeout)
+    let deadline = ClockReading.monotonicNanoseconds() + timeout.wholeNanoseconds
     while true {
       do {
         let stream = try TLSStream.connect(

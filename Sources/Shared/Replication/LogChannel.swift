@@ -174,9 +174,7 @@ public final class LogChannel: LogSink, Sendable {
 
   /// Blocks the vCPU while the buffer is full or the backup lags too far.
   private func waitForRoom() {
-    let maximumLag =
-      UInt64(maximumLag.components.seconds) * 1_000_000_000
-      + UInt64(maximumLag.components.attoseconds / 1_000_000_000)
+    let maximumLag = maximumLag.wholeNanoseconds
     while true {
       let (full, lagging, closed) = state.withLock {
         ($0.pendingBytes >= limit, $0.connected && $0.lagNanoseconds > maximumLag, $0.closed)
@@ -278,9 +276,7 @@ public final class LogChannel: LogSink, Sendable {
     }
     defer { state.withLock { $0.connected = false } }
     if holdsStart { acknowledge(received: position, replayed: position) }
-    let heartbeat =
-      UInt64(heartbeatInterval.components.attoseconds / 1_000_000_000)
-      + UInt64(heartbeatInterval.components.seconds) * 1_000_000_000
+    let heartbeat = heartbeatInterval.wholeNanoseconds
     var lastWrite = ClockReading.monotonicNanoseconds()
     var inbox: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 64 << 10)

@@ -40,7 +40,7 @@ public enum ExternalCommand {
     }
     var errorBytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 1024)
-    let deadline = ClockReading.monotonicNanoseconds() + HeartbeatTiming.nanoseconds(timeout)
+    let deadline = ClockReading.monotonicNanoseconds() + timeout.wholeNanoseconds
     while ClockReading.monotonicNanoseconds() < deadline {
       let ready = lslinux_wait_readable(reader.rawValue, 50_000_000)
       guard ready > 0 else { continue }

@@ -15,7 +15,7 @@ enum TCPSocket {
     guard (1...65535).contains(port) else {
       throw TLSError(.connect, "cannot connect to \(target): invalid port")
     }
-    let deadline = ClockReading.monotonicNanoseconds() + nanoseconds(timeout)
+    let deadline = ClockReading.monotonicNanoseconds() + timeout.wholeNanoseconds
     var hints = addrinfo()
     hints.ai_family = AF_UNSPEC
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -89,7 +89,7 @@ enum TCPSocket {
 
   /// Sets SO_RCVTIMEO and SO_SNDTIMEO (nil: no timeout).
   static func setTimeouts(_ fd: Int32, _ timeout: Duration?) {
-    let total = timeout.map { nanoseconds($0) } ?? 0
+    let total = timeout?.wholeNanoseconds ?? 0
     var value = timeval(tv_sec: Int(total / 1_000_000_000), tv_usec: Int(total % 1_000_000_000 / 1000))
     if timeout != nil && total < 1000 { value.tv_usec = 1 }
     let size = socklen_t(MemoryLayout<timeval>.size)
@@ -97,16 +97,8 @@ enum TCPSocket {
     _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, size)
   }
 
-  /// `duration` in nanoseconds (negative durations count as zero).
-  static func nanoseconds(_ duration: Duration) -> UInt64 {
-    let (seconds, attoseconds) = duration.components
-    guard seconds >= 0, attoseconds >= 0 else { return 0 }
-    let whole = UInt64(min(seconds, 1 << 32)) * 1_000_000_000
-    return whole + UInt64(attoseconds / 1_000_000_000)
-  }
-
   /// `duration` in whole milliseconds, at least 1.
   static func milliseconds(_ duration: Duration) -> Int64 {
-    Int64(max(nanoseconds(duration) / 1_000_000, 1))
+    Int64(max(duration.wholeNanoseconds / 1_000_000, 1))
   }
 }

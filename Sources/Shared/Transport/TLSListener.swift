@@ -58,8 +58,8 @@ public final class TLSListener: Sendable {
   /// ``TLSError/Code/timedOut``, ``TLSError/Code/peerNotAllowed``: log it and
   /// accept again), and ``TLSError/Code/closed`` once ``close()`` was called.
   public func accept(timeout: Duration? = nil) throws(TLSError) -> TLSStream? {
-    let deadline = timeout.map { ClockReading.monotonicNanoseconds() + TCPSocket.nanoseconds($0) }
-    let slice = TCPSocket.nanoseconds(Self.pollSlice)
+    let deadline = timeout.map { ClockReading.monotonicNanoseconds() + $0.wholeNanoseconds }
+    let slice = Self.pollSlice.wholeNanoseconds
     var peer = CTextBuffer(capacity: 96)
     while true {
       guard !closed.load(ordering: .acquiring) else {

@@ -234,7 +234,7 @@ public final class TLSStream: Sendable {
   public func waitUntilReadable(timeout: Duration) throws(TLSError) -> Bool {
     try withConnection("wait for") { (connection, ssl) throws(TLSError) -> Bool in
       if lsssl_pending(ssl) > 0 { return true }
-      let deadline = ClockReading.monotonicNanoseconds() + TCPSocket.nanoseconds(timeout)
+      let deadline = ClockReading.monotonicNanoseconds() + timeout.wholeNanoseconds
       while true {
         let now = ClockReading.monotonicNanoseconds()
         guard now < deadline else { return false }
