@@ -158,6 +158,12 @@ struct NodeOptions: ParsableArguments {
   @Option(help: "How many days the node certificates are valid.")
   var days: Int = ClusterCertificates.defaultDays
 
+  func validate() throws {
+    guard (1...ClusterCertificates.maximumDays).contains(days) else {
+      throw ValidationError("--days must be from 1 to \(ClusterCertificates.maximumDays), not \(days)")
+    }
+  }
+
   @Option(help: "The cluster directory: DIR/ca holds the CA, DIR/NAME each node's credentials.")
   var dir: String
 
@@ -206,9 +212,6 @@ struct CertsInit: ParsableCommand {
 
   func validate() throws {
     guard !(options.vmms ?? "").isEmpty else { throw ValidationError("name the VMMs with --vmms NAME,…") }
-    guard (1...ClusterCertificates.maximumDays).contains(options.days) else {
-      throw ValidationError("--days must be from 1 to \(ClusterCertificates.maximumDays), not \(options.days)")
-    }
   }
 
   func run() throws {
@@ -231,12 +234,6 @@ struct CertsAdd: ParsableCommand {
     abstract: "Issue certificates for more nodes (or renew them with --force) with the cluster's existing CA.")
 
   @OptionGroup var options: NodeOptions
-
-  func validate() throws {
-    guard (1...ClusterCertificates.maximumDays).contains(options.days) else {
-      throw ValidationError("--days must be from 1 to \(ClusterCertificates.maximumDays), not \(options.days)")
-    }
-  }
 
   func run() throws {
     do {
