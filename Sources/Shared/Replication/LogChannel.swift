@@ -42,6 +42,16 @@ public final class LogChannel: LogSink, Sendable {
     var lagSamples: [UInt64] = []
     var bytesLogged: UInt64 = 0
     var recordsLogged: UInt64 = 0
+
+    /// Forgets every record kept for a backup (it is gone, or a clone
+    /// replaces it), and the lag measured against it.
+    mutating func dropPending() {
+      pending.removeAll()
+      start = 0
+      sent = 0
+      pendingBytes = 0
+      lagNanoseconds = 0
+    }
   }
 
   private let state = Mutex(State())
@@ -191,11 +201,7 @@ public final class LogChannel: LogSink, Sendable {
   public func goAlone() {
     state.withLock { state in
       state.alone = true
-      state.pending.removeAll()
-      state.start = 0
-      state.sent = 0
-      state.pendingBytes = 0
-      state.lagNanoseconds = 0
+      state.dropPending()
     }
     recordsReady.signal()
     spaceReady.signal()
@@ -207,15 +213,11 @@ public final class LogChannel: LogSink, Sendable {
   public func rejoin(at position: UInt64) {
     state.withLock { state in
       state.alone = false
-      state.pending.removeAll()
-      state.start = 0
-      state.sent = 0
-      state.pendingBytes = 0
+      state.dropPending()
       state.announced = max(state.announced, position)
       state.acknowledged = 0
       state.replayed = 0
       state.timeline.removeAll()
-      state.lagNanoseconds = 0
     }
   }
 
