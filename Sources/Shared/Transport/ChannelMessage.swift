@@ -116,18 +116,25 @@ public enum ChannelMessage: Sendable, Equatable {
     LogFrame.frame(type: type, body: body, into: &buffer)
   }
 
+  /// The log header frame a `hello`, `welcome` or `join` body starts
+  /// with, and a reader of what follows it.
+  static func embeddedHeader(_ body: ByteReader, at position: UInt64, in what: String) throws(LogDecodingError)
+    -> (LogHeader, ByteReader)
+  {
+    let rest = Array(body.bytes[body.offset...])
+    guard let (record, size) = try LogFrame.decode(rest[...], at: position), case .header(let header) = record else {
+      throw LogDecodingError("message at byte \(position): no header inside the \(what)")
+    }
+    return (header, ByteReader(Array(rest[size...])))
+  }
+
   /// Decodes a control message body of `type`.
   static func decode(type: UInt8, body: ByteReader, at position: UInt64) throws(LogDecodingError) -> ChannelMessage {
     var body = body
     let message: ChannelMessage
     switch type {
     case 16, 17:
-      let rest = Array(body.bytes[body.offset...])
-      guard let (record, size) = try LogFrame.decode(rest[...], at: position), case .header(let header) = record
-      else {
-        throw LogDecodingError("message at byte \(position): no header inside the handshake")
-      }
-      var tail = ByteReader(Array(rest[size...]))
+      var (header, tail) = try embeddedHeader(body, at: position, in: "handshake")
       let position64 = try tail.read(UInt64.self, "handshake.position")
       if type == 16 {
         let port = try tail.read(UInt16.self, "hello.heartbeatPort")
@@ -151,12 +158,7 @@ public enum ChannelMessage: Sendable, Equatable {
     case 22:
       message = .status(try NodeStatus.decode(from: &body))
     case 24:
-      let rest = Array(body.bytes[body.offset...])
-      guard let (record, size) = try LogFrame.decode(rest[...], at: position), case .header(let header) = record
-      else {
-        throw LogDecodingError("message at byte \(position): no header inside the join")
-      }
-      var tail = ByteReader(Array(rest[size...]))
+      var (header, tail) = try embeddedHeader(body, at: position, in: "join")
       let port = try tail.read(UInt16.self, "join.heartbeatPort")
       let bootID = try tail.read(UInt64.self, "join.heartbeatBootID")
       try tail.expectEnd("join at byte \(position)")
