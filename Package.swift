@@ -19,6 +19,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
   ],
   targets: [
     // C that Swift cannot import directly: KVM ioctl numbers (macros) and
@@ -48,6 +50,8 @@ let package = Package(
         "CLockstepLinux",
         "CLockstepSSL",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
       ],
       path: "Sources/Shared",
       swiftSettings: strict
@@ -100,6 +104,7 @@ let package = Package(
       name: "LockstepCLI",
       dependencies: [
         "Lockstep",
+        "CommandLineOptions",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/CLI",
@@ -107,7 +112,7 @@ let package = Package(
     ),
     .testTarget(
       name: "LockstepTests",
-      dependencies: ["Lockstep"],
+      dependencies: ["Lockstep", "CommandLineOptions"],
       path: "Tests/LockstepTests",
       swiftSettings: strict
     ),

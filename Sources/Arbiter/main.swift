@@ -19,6 +19,9 @@ struct ArbiterCommand: ParsableCommand {
       a signal; 1 when the arbiter cannot start (bad credentials, unusable or corrupt state, address in use).
       """)
 
+  /// Runs with the `LOCKSTEP_…` environment merged into the command line.
+  static func main() { mainWithEnvironment() }
+
   @Option(help: "The address to listen on, HOST:PORT (example: 127.0.0.1:7100).")
   var listen: String
 
@@ -33,6 +36,9 @@ struct ArbiterCommand: ParsableCommand {
 
   @Option(help: "How many connections are served at once.")
   var maxConnections: Int = 64
+
+  @OptionGroup(title: "Observability")
+  var observability: MetricsOptions
 
   @Option(help: "Log level.")
   var logLevel: Logger.Level = .info
@@ -55,8 +61,11 @@ struct ArbiterCommand: ParsableCommand {
     sigaddset(&signals, SIGTERM)
     pthread_sigmask(SIG_BLOCK, &signals, nil)
     let server: ArbiterServer
+    let endpoint: MetricsEndpoint?
     do {
       server = try start(address, logger: logger)
+      let metrics = ArbiterMetrics(server: server)
+      endpoint = try observability.start(logger: logger, sample: { metrics.refresh() }, render: { metrics.render() })
     } catch let error as ExitCode {
       throw error
     } catch {
@@ -66,6 +75,7 @@ struct ArbiterCommand: ParsableCommand {
     var received: Int32 = 0
     while sigwait(&signals, &received) != 0 {}
     logger.info("signal \(received) received, stopping the arbiter")
+    endpoint?.close()
     server.close()
   }
 

@@ -16,6 +16,9 @@ struct BackupCommand: ParsableCommand {
       the backup cannot start.
       """)
 
+  /// Runs with the `LOCKSTEP_…` environment merged into the command line.
+  static func main() { mainWithEnvironment() }
+
   @Option(help: "The VM's name (must match the primary's).")
   var vm: String
 
@@ -39,6 +42,9 @@ struct BackupCommand: ParsableCommand {
 
   @OptionGroup(title: "Failover")
   var failover: FailoverOptions
+
+  @OptionGroup(title: "Observability")
+  var observability: MetricsOptions
 
   @Option(help: "Log level.")
   var logLevel: Logger.Level = .info
@@ -68,9 +74,11 @@ struct BackupCommand: ParsableCommand {
   func run() throws {
     let logger = ProcessLogging.bootstrap(executable: "backup-vmm", vm: vm, level: logLevel)
     do {
+      let (metrics, endpoint) = try observability.startNode(logger: logger)
+      defer { endpoint?.close() }
       let status = try BackupLauncher.run(
         vm: vm, guestPath: guest, primary: primary, tlsDirectory: tlsDir, disk: disk, serve: serve,
-        replication: replication, failover: try failover.settings, logger: logger)
+        replication: replication, failover: try failover.settings, metrics: metrics, logger: logger)
       throw ExitCode(status)
     } catch let error as ExitCode {
       throw error

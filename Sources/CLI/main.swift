@@ -1,5 +1,6 @@
 // lockstep: the operator's command line.
 import ArgumentParser
+import CommandLineOptions
 import Lockstep
 
 #if canImport(Glibc)
@@ -12,6 +13,9 @@ struct LockstepCommand: ParsableCommand {
     commandName: "lockstep",
     abstract: "Operate Lockstep fault-tolerant virtual machines.",
     subcommands: [Status.self, PowerOff.self, Failover.self, Certs.self, Replay.self])
+
+  /// Runs with the `LOCKSTEP_…` environment merged into the command line.
+  static func main() { mainWithEnvironment() }
 }
 
 /// Where the cluster is: the flags every cluster command takes.

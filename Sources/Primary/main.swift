@@ -20,6 +20,9 @@ struct PrimaryVMM: ParsableCommand {
       cannot be started.
       """)
 
+  /// Runs with the `LOCKSTEP_…` environment merged into the command line.
+  static func main() { mainWithEnvironment() }
+
   @Option(help: "The VM's name.")
   var vm: String
 
@@ -65,6 +68,9 @@ struct PrimaryVMM: ParsableCommand {
   @OptionGroup(title: "Failover")
   var failover: FailoverOptions
 
+  @OptionGroup(title: "Observability")
+  var observability: MetricsOptions
+
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: Logger.Level = .info
 
@@ -102,17 +108,19 @@ struct PrimaryVMM: ParsableCommand {
   func run() throws {
     let logger = ProcessLogging.bootstrap(executable: "primary-vmm", vm: vm, level: logLevel)
     do {
+      let (metrics, endpoint) = try observability.startNode(logger: logger)
+      defer { endpoint?.close() }
       if let replication, let tlsDir {
         throw ExitCode(
           try PrimaryLauncher.runReplicated(
             vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
             guestArgs: guestArgs, replication: replication, tlsDirectory: tlsDir, maxLagMilliseconds: maxLag,
-            verifyRegisters: verifyRegisters, failover: try failover.settings, logger: logger))
+            verifyRegisters: verifyRegisters, failover: try failover.settings, metrics: metrics, logger: logger))
       }
       let report = try PrimaryLauncher.runStandalone(
         vm: vm, guestPath: guest, memory: memory, serve: serve, disk: disk, diskSize: diskSize,
         guestArgs: guestArgs, kvmDevice: kvmDevice, recordFile: recordFile, verifyRegisters: verifyRegisters,
-        logger: logger)
+        metrics: metrics, logger: logger)
       throw ExitCode(report.exitStatus)
     } catch let error as ExitCode {
       throw error

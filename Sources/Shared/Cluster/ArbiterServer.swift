@@ -31,6 +31,7 @@ public final class ArbiterServer: Sendable {
   private let connections = Mutex<[Int: TLSStream]>([:])
   private let nextConnection = Atomic<Int>(0)
   private let closed = Atomic<Bool>(false)
+  private let counters = Mutex(ArbiterCounters())
 
   /// Listens on `host:port` with the arbiter's `credentials`, answering
   /// from `store`. Call ``start()`` to serve.
@@ -71,6 +72,13 @@ public final class ArbiterServer: Sendable {
   /// How many connections are being served.
   public var connectionCount: Int { connections.withLock { $0.count } }
 
+  /// What the server has done since it started.
+  public var counted: ArbiterCounters { counters.withLock { $0 } }
+
+  private func count(_ update: (inout ArbiterCounters) -> Void) {
+    counters.withLock { update(&$0) }
+  }
+
   private func acceptLoop() {
     while !closed.load(ordering: .acquiring) {
       let stream: TLSStream
@@ -79,16 +87,19 @@ public final class ArbiterServer: Sendable {
         stream = accepted
       } catch {
         if error.code == .closed { return }
+        count { $0.refusedConnections += 1 }
         logger.warning("arbiter: connection refused: \(error)")
         continue
       }
       let id = nextConnection.wrappingAdd(1, ordering: .relaxed).newValue
+      count { $0.connections += 1 }
       let admitted = connections.withLock { (open) -> Bool in
         guard open.count < maximumConnections, !closed.load(ordering: .acquiring) else { return false }
         open[id] = stream
         return true
       }
       guard admitted else {
+        count { $0.busy += 1 }
         logger.warning("arbiter: too many connections (\(maximumConnections)); closing \(stream.peerDescription)")
         try? stream.setTimeout(.seconds(1))
         try? stream.write(ArbiterMessage.error(reason: "the arbiter is busy: too many connections").encoded)
@@ -126,6 +137,7 @@ public final class ArbiterServer: Sendable {
       do {
         decoded = try ArbiterMessage.decode(buffer[...])
       } catch {
+        count { $0.malformed += 1 }
         logger.warning("arbiter: malformed request from \(peer): \(error.reason); closing the connection")
         try? stream.write(ArbiterMessage.error(reason: "malformed request: \(error.reason)").encoded)
         return
@@ -159,8 +171,22 @@ public final class ArbiterServer: Sendable {
     }
   }
 
-  /// The answer to `request` from the peer of `stream`.
+  /// The answer to `request` from the peer of `stream`, counted.
   func answer(_ request: ArbiterMessage, from stream: TLSStream) -> ArbiterMessage {
+    let reply = decide(request, from: stream)
+    count { counters in
+      switch (request, reply) {
+      case (_, .error): counters.refusedRequests += 1
+      case (.query, _): counters.queries += 1
+      case (.testAndSet, .granted): counters.granted += 1
+      case (.testAndSet, _): counters.lost += 1
+      default: break
+      }
+    }
+    return reply
+  }
+
+  private func decide(_ request: ArbiterMessage, from stream: TLSStream) -> ArbiterMessage {
     let peer = stream.peerDescription
     switch request {
     case .query(let vm):

@@ -14,6 +14,9 @@ public struct HeartbeatStatus: Sendable, Equatable {
   public var sendFailures: UInt64 = 0
   /// Heartbeats accepted from the peer.
   public var received: UInt64 = 0
+  /// The peer's heartbeats that never arrived: gaps in the sequence of one
+  /// boot id (lost on the network, or the peer could not send on time).
+  public var missed: UInt64 = 0
   /// Datagrams whose HMAC did not verify (forged, or another cluster's key).
   public var rejectedForged: UInt64 = 0
   /// Authentic heartbeats seen before (a sequence not above the last one
@@ -42,6 +45,7 @@ public struct HeartbeatStatus: Sendable, Equatable {
     sum.sent += other.sent
     sum.sendFailures += other.sendFailures
     sum.received += other.received
+    sum.missed += other.missed
     sum.rejectedForged += other.rejectedForged
     sum.rejectedReplayed += other.rejectedReplayed
     sum.rejectedMalformed += other.rejectedMalformed
@@ -313,7 +317,9 @@ public final class Heartbeat: Sendable {
       return
     }
     let verdict = state.withLock { state -> String? in
+      let previous = state.senders[packet.sender].flatMap { $0.bootID == packet.bootID ? $0.lastSequence : nil }
       if let reason = Self.checkSequence(packet, senders: &state.senders) { return reason }
+      if let previous, packet.sequence > previous &+ 1 { state.status.missed += packet.sequence - previous - 1 }
       state.status.received += 1
       state.status.lastHeard = now
       state.status.lastPacket = packet

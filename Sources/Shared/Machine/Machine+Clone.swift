@@ -99,6 +99,7 @@ extension Machine {
     try vcpu.setRegisters(registers)
     try vcpu.setFloatingPointState(floatingPoint)
     exitCount = snapshot.exits
+    control.publishExits(exitCount)
     trace = ExitTrace(keepsEntries: trace.keepsEntries, resuming: snapshot.traceWords, count: snapshot.exits)
     net.restore(snapshot.net)
     clockOffset = snapshot.clockOffset

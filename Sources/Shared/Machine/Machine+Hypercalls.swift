@@ -107,6 +107,7 @@ extension Machine {
   private func count(_ point: ExitPoint, kind: UInt32) {
     trace.record(point, kind: kind)
     exitCount += 1
+    control.publishExits(exitCount)
   }
 
   /// Performs call `op`. Throws ``GuestError`` when the guest broke the ABI,

@@ -17,6 +17,7 @@ public final class MachineControl: Sendable {
   private let safepoints = Mutex<[@Sendable (Machine) -> Void]>([])
   private let safepointPending = Atomic<Bool>(false)
   private let ended = Atomic<Bool>(false)
+  private let exitsHandled = Atomic<UInt64>(0)
   /// Ends a blocking wait.
   public let wakeup: Wakeup
   /// Signalled when safepoint work finished (or never will).
@@ -31,6 +32,14 @@ public final class MachineControl: Sendable {
 
   /// Whether a stop was requested.
   public var stopRequested: Bool { stopFlag.load(ordering: .acquiring) }
+
+  /// The machine's exit count as of its last handled exit (for status and
+  /// metrics; the vCPU thread publishes it with one relaxed store per exit).
+  public var exits: UInt64 { exitsHandled.load(ordering: .relaxed) }
+
+  func publishExits(_ count: UInt64) {
+    exitsHandled.store(count, ordering: .relaxed)
+  }
 
   func enter() {
     thread.store(UInt(pthread_self()), ordering: .releasing)

@@ -11,7 +11,7 @@ public enum PrimaryLauncher {
   public static func runStandalone(
     vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
     guestArgs: String, kvmDevice: String = "/dev/kvm", recordFile: String? = nil, verifyRegisters: Bool = false,
-    logger: Logger
+    metrics: NodeMetrics? = nil, logger: Logger
   ) throws -> MachineReport {
     guard let memoryBytes = ByteCount.parse(memory) else {
       throw MachineSetupError("--memory '\(memory)' is not a size")
@@ -32,7 +32,8 @@ public enum PrimaryLauncher {
       inputs = { LiveInputs() }
     }
     let report = try StandaloneVMM.run(
-      configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), logger: logger, inputs: inputs)
+      configuration: configuration, serve: serve.flatMap(HostPort.init(parsing:)), logger: logger, metrics: metrics,
+      inputs: inputs)
     if let problem = report.inputSourceError {
       logger.error("the log could not be completed: \(problem)")
     }
@@ -49,7 +50,7 @@ public enum PrimaryLauncher {
   public static func runReplicated(
     vm: String, guestPath: String, memory: String, serve: String?, disk: String?, diskSize: String?,
     guestArgs: String, replication: String, tlsDirectory: String, maxLagMilliseconds: Int,
-    verifyRegisters: Bool = false, failover: FailoverSettings? = nil, logger: Logger
+    verifyRegisters: Bool = false, failover: FailoverSettings? = nil, metrics: NodeMetrics? = nil, logger: Logger
   ) throws -> Int32 {
     guard let memoryBytes = ByteCount.parse(memory) else {
       throw MachineSetupError("--memory '\(memory)' is not a size")
@@ -66,7 +67,7 @@ public enum PrimaryLauncher {
     }
     let ending = try ReplicatedPrimary.run(
       configuration: configuration, service: service, replication: replicationAddress, credentials: credentials,
-      maximumLag: .milliseconds(maxLagMilliseconds), failover: failover, logger: logger)
+      maximumLag: .milliseconds(maxLagMilliseconds), failover: failover, metrics: metrics, logger: logger)
     switch ending {
     case .stopped(let report):
       log(report, logger)
@@ -83,7 +84,7 @@ public enum PrimaryLauncher {
       logger.notice("starting as the backup of \(record.holder ?? "the live node") instead")
       return try BackupLauncher.run(
         vm: vm, guestPath: guestPath, primary: record.replicationAddress, tlsDirectory: tlsDirectory, disk: disk,
-        serve: serve, replication: replication, failover: failover, logger: logger)
+        serve: serve, replication: replication, failover: failover, metrics: metrics, logger: logger)
     }
   }
 

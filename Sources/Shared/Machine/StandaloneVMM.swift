@@ -12,13 +12,19 @@ public enum StandaloneVMM {
   /// Builds and runs the machine until it stops; returns its report.
   /// Throws only if it could not be started (the message says why).
   public static func run(
-    configuration: MachineConfiguration, serve: HostPort?, logger: Logger,
+    configuration: MachineConfiguration, serve: HostPort?, logger: Logger, metrics: NodeMetrics? = nil,
     inputs: @escaping @Sendable () throws -> any InputSource = { LiveInputs() },
     outputs: @escaping @Sendable (_ network: (any NetworkPort)?) -> any OutputSink = { LiveOutputs(network: $0) }
   ) throws -> MachineReport {
     let control = try MachineControl()
     // Before any other thread starts, so that all of them block the signals.
     let stopper = try SignalStopper.install(control: control, logger: logger)
+    metrics?.follow { [name = configuration.name] in
+      var status = NodeStatus(
+        node: name, role: "standalone", generation: 0, protected: false, backup: "", serviceAddress: "")
+      status.exits = control.exits
+      return status
+    }
     let network = try serve.map { address throws(SystemError) in
       try NetworkService(host: address.host, port: address.port, machineWakeup: control.wakeup)
     }

@@ -8,7 +8,7 @@ public enum BackupLauncher {
   /// when this node went live.
   public static func run(
     vm: String, guestPath: String, primary: String?, tlsDirectory: String, disk: String?, serve: String? = nil,
-    replication: String? = nil, failover: FailoverSettings? = nil, logger: Logger
+    replication: String? = nil, failover: FailoverSettings? = nil, metrics: NodeMetrics? = nil, logger: Logger
   ) throws -> Int32 {
     let credentials = try NodeCredentials(loadingFrom: tlsDirectory)
     let address = try primaryAddress(vm: vm, primary: primary, credentials: credentials, failover: failover)
@@ -18,7 +18,7 @@ public enum BackupLauncher {
     }
     let report = try BackupVMM.run(
       vm: vm, image: image, imagePath: guestPath, primary: address, credentials: credentials, diskPath: disk,
-      service: service, failover: failover, replicationAddress: replication ?? "", logger: logger)
+      service: service, failover: failover, replicationAddress: replication ?? "", metrics: metrics, logger: logger)
     let summary = report.machine.summary
     if let halted = report.halted {
       logger.error("halted: \(halted)")

@@ -85,6 +85,7 @@ public final class BackupVMM: Sendable {
   let heartbeat: Heartbeat?
   let replicationAddress: String
   let credentials: NodeCredentials
+  let metrics: NodeMetrics?
   let logger: Logger
 
   /// Connects to the primary and replays until its log ends, or until this
@@ -93,7 +94,7 @@ public final class BackupVMM: Sendable {
     vm: String, image: [UInt8], imagePath: String, primary: HostPort, credentials: NodeCredentials,
     diskPath: String?, service: ServiceAddress? = nil, failover: FailoverSettings? = nil,
     replicationAddress: String = "", connectTimeout: Duration = .seconds(30), reconnectWindow: Duration = .seconds(10),
-    logger: Logger
+    metrics: NodeMetrics? = nil, logger: Logger
   ) throws -> Report {
     let control = try MachineControl()
     let stopper = try SignalStopper.install(control: control, logger: logger)
@@ -116,6 +117,12 @@ public final class BackupVMM: Sendable {
     var heartbeat: Heartbeat?
     var joined: (stream: TLSStream, header: LogHeader, generation: UInt64, cloning: Bool)?
     var standing = false
+    // Until it joins, a backup reports only that it is joining or standing by.
+    let waiting = Mutex("joining")
+    metrics?.follow { [name = credentials.name] in
+      NodeStatus(
+        node: name, role: waiting.withLock { $0 }, generation: 0, protected: false, backup: "", serviceAddress: "")
+    }
     while joined == nil {
       heartbeat?.stop()
       heartbeat = try failover.map { settings throws in
@@ -134,6 +141,7 @@ public final class BackupVMM: Sendable {
       } catch let refusal as BackupRefusal where refusal.standby {
         if !standing { logger.notice("standing by: \(refusal.reason)") }
         standing = true
+        waiting.withLock { $0 = "standby" }
       } catch let error as TLSError where standing {
         // The primary this standby waited on is gone: the arbiter names
         // the next one (after the failover).
@@ -160,7 +168,8 @@ public final class BackupVMM: Sendable {
     let backup = BackupVMM(
       vm: vm, primary: primary, context: context, identity: identity, source: try ChannelLogSource(header: header),
       control: control, service: service, settings: failover, arbiter: arbiter, heartbeat: heartbeat,
-      replicationAddress: replicationAddress, credentials: credentials, logger: logger)
+      replicationAddress: replicationAddress, credentials: credentials, metrics: metrics, logger: logger)
+    metrics?.follow { backup.status() }
     backup.state.withLock {
       $0.generation = generation
       $0.current = stream
@@ -175,7 +184,8 @@ public final class BackupVMM: Sendable {
   init(
     vm: String, primary: HostPort, context: TLSContext, identity: LogHeader, source: ChannelLogSource,
     control: MachineControl, service: ServiceAddress?, settings: FailoverSettings?, arbiter: ArbiterClient?,
-    heartbeat: Heartbeat?, replicationAddress: String, credentials: NodeCredentials, logger: Logger
+    heartbeat: Heartbeat?, replicationAddress: String, credentials: NodeCredentials, metrics: NodeMetrics?,
+    logger: Logger
   ) {
     self.vm = vm
     self.primary = primary
@@ -189,6 +199,7 @@ public final class BackupVMM: Sendable {
     self.heartbeat = heartbeat
     self.replicationAddress = replicationAddress
     self.credentials = credentials
+    self.metrics = metrics
     self.logger = logger
   }
 
@@ -398,6 +409,7 @@ public final class BackupVMM: Sendable {
       state.liveAt = point.sequence
       state.promoted = promoted
     }
+    metrics?.follow { promoted.status() }
     logger.notice(
       "LIVE: this node is the primary now (unprotected until a backup joins)",
       metadata: [

@@ -11,6 +11,7 @@ public final class ChannelLogSource: LogSource, Sendable {
     var bytes = 0
     var ended = false
     var replayed: UInt64 = 0
+    var received: (bytes: UInt64, records: UInt64) = (0, 0)
   }
 
   private let state = Mutex(State())
@@ -41,7 +42,10 @@ public final class ChannelLogSource: LogSource, Sendable {
     let accepted = state.withLock { state -> Bool in
       guard !state.ended else { return false }
       state.records.append(contentsOf: records)
-      state.bytes += records.reduce(0) { $0 + $1.size }
+      let size = records.reduce(0) { $0 + $1.size }
+      state.bytes += size
+      state.received.bytes += UInt64(size)
+      state.received.records += UInt64(records.count)
       return true
     }
     available.signal()
@@ -58,6 +62,9 @@ public final class ChannelLogSource: LogSource, Sendable {
     available.signal()
     room.signal()
   }
+
+  /// Log bytes and records received from the primary so far.
+  public var received: (bytes: UInt64, records: UInt64) { state.withLock { $0.received } }
 
   /// The position the replay has reached: every exit before it is replayed.
   public var replayed: UInt64 { state.withLock { $0.replayed } }

@@ -41,6 +41,21 @@ public struct NodeStatus: Sendable, Equatable {
   public var lastCloneMilliseconds: UInt64 = 0
   public var lastClonePauseMicroseconds: UInt64 = 0
   public var lastCloneBytes: UInt64 = 0
+  /// Guest exits the machine handled (the exit count of its execution).
+  public var exits: UInt64 = 0
+  /// Heartbeats sent, and the peer's heartbeats that never arrived (gaps
+  /// in its sequence).
+  public var heartbeatsSent: UInt64 = 0
+  public var heartbeatsMissed: UInt64 = 0
+  /// Times this node took over after its peer failed: a backup going live
+  /// (1 from then on) plus a primary going on alone.
+  public var failovers: UInt64 = 0
+  /// Clones finished; during a clone its round (0: the first copy of
+  /// memory), bytes sent so far and the share of the first copy done, ‰.
+  public var clones: UInt64 = 0
+  public var cloneRound: UInt64 = 0
+  public var cloneBytes: UInt64 = 0
+  public var cloneFirstCopyPermille: UInt64 = 0
 
   /// Creates a status.
   public init(
@@ -76,6 +91,7 @@ public struct NodeStatus: Sendable, Equatable {
       lagNanoseconds, heldOutputs, heldBytes, logBytes, logRecords, logBytesPerSecond, lastHeartbeatMilliseconds,
       acknowledged, heartbeatsReceived, heartbeatsForged, heartbeatsReplayed, heartbeatsMalformed,
       heartbeatsForeign, cloning ? 1 : 0, lastCloneMilliseconds, lastClonePauseMicroseconds, lastCloneBytes,
+      exits, heartbeatsSent, heartbeatsMissed, failovers, clones, cloneRound, cloneBytes, cloneFirstCopyPermille,
     ] {
       body.append(littleEndian: value)
     }
@@ -93,6 +109,7 @@ public struct NodeStatus: Sendable, Equatable {
     for name in [
       "lag", "held", "heldBytes", "logBytes", "logRecords", "logRate", "heartbeat", "acknowledged", "hbReceived",
       "hbForged", "hbReplayed", "hbMalformed", "hbForeign", "cloning", "cloneMs", "clonePause", "cloneBytes",
+      "exits", "hbSent", "hbMissed", "failovers", "clones", "cloneRound", "cloneSent", "cloneFirstCopy",
     ] {
       values.append(try body.read(UInt64.self, "status.\(name)"))
     }
@@ -110,6 +127,14 @@ public struct NodeStatus: Sendable, Equatable {
     status.lastCloneMilliseconds = values[14]
     status.lastClonePauseMicroseconds = values[15]
     status.lastCloneBytes = values[16]
+    status.exits = values[17]
+    status.heartbeatsSent = values[18]
+    status.heartbeatsMissed = values[19]
+    status.failovers = values[20]
+    status.clones = values[21]
+    status.cloneRound = values[22]
+    status.cloneBytes = values[23]
+    status.cloneFirstCopyPermille = values[24]
     return status
   }
 }

@@ -88,8 +88,9 @@ extension ReplicatedPrimary {
       else { throw MachineSetupError("the VM stopped") }
       let total = try started.get()
       tracking = true
+      state.withLock { $0.cloneProgress = CloneProgress(pages: total) }
       // Round 0: every page, in slices, while the guest runs between them.
-      try sendPages(Array(0..<total), to: stream, counting: &bytesSent)
+      try sendPages(Array(0..<total), to: stream, counting: &bytesSent, firstCopy: true)
       logger.info(
         "clone: memory copied once",
         metadata: [
@@ -104,6 +105,7 @@ extension ReplicatedPrimary {
           throw MachineSetupError("the VM stopped")
         }
         dirty = try taken.get()
+        state.withLock { $0.cloneProgress.round = UInt64(round) }
         let elapsedMilliseconds = max(1, (ClockReading.monotonicNanoseconds() - began) / 1_000_000)
         let bytesPerMillisecond = max(1, bytesSent / elapsedMilliseconds)
         let estimate = UInt64(dirty.count) * 4096 / bytesPerMillisecond
@@ -142,6 +144,7 @@ extension ReplicatedPrimary {
       state.withLock { state in
         state.lastClone = CloneReport(
           totalMilliseconds: totalMilliseconds, pauseMicroseconds: copy.pauseNanoseconds / 1000, bytes: bytesSent)
+        state.clones += 1
       }
       let reason = channel.serve(stream, from: copy.snapshot.exits, holdsStart: false)
       stream.close()
@@ -195,7 +198,9 @@ extension ReplicatedPrimary {
   }
 
   /// Copies `pages` at safepoints (a slice each) and sends them.
-  func sendPages(_ pages: [UInt64], to stream: TLSStream, counting bytes: inout UInt64) throws {
+  func sendPages(
+    _ pages: [UInt64], to stream: TLSStream, counting bytes: inout UInt64, firstCopy: Bool = false
+  ) throws {
     var index = 0
     while index < pages.count {
       let slice = Array(pages[index..<min(index + Int(Self.pagesPerSafepoint), pages.count)])
@@ -214,6 +219,7 @@ extension ReplicatedPrimary {
         try send(.clonePages(Array(copied[chunk..<end])), to: stream, counting: &bytes)
       }
       index += slice.count
+      if firstCopy { state.withLock { $0.cloneProgress.firstCopyPages = UInt64(index) } }
     }
   }
 
@@ -245,5 +251,6 @@ extension ReplicatedPrimary {
     message.encode(into: &frame)
     try stream.write(frame)
     bytes += UInt64(frame.count)
+    state.withLock { $0.cloneProgress.bytes = bytes }
   }
 }

@@ -177,6 +177,17 @@ extension ReplicatedPrimary {
       status.heartbeatsMalformed = beats.rejectedMalformed
       status.heartbeatsForeign = beats.rejectedForeign
       status.cloning = state.cloning
+      status.exits = control.exits
+      status.heartbeatsSent = beats.sent
+      status.heartbeatsMissed = beats.missed
+      status.failovers = state.failovers
+      status.clones = state.clones
+      if state.cloning {
+        let progress = state.cloneProgress
+        status.cloneRound = progress.round
+        status.cloneBytes = progress.bytes
+        status.cloneFirstCopyPermille = progress.pages == 0 ? 0 : progress.firstCopyPages * 1000 / progress.pages
+      }
       if let clone = state.lastClone {
         status.lastCloneMilliseconds = clone.totalMilliseconds
         status.lastClonePauseMicroseconds = clone.pauseMicroseconds

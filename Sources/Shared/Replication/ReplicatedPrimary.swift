@@ -47,6 +47,19 @@ public final class ReplicatedPrimary: Sendable {
     var threads: [NamedThread] = []
     var cloning = false
     var lastClone: CloneReport?
+    /// How a clone under way is doing (see ``NodeStatus``).
+    var cloneProgress = CloneProgress()
+    var clones: UInt64 = 0
+    /// Went live as a backup (1), plus went on alone.
+    var failovers: UInt64 = 0
+  }
+
+  /// A clone's progress, for status and metrics.
+  struct CloneProgress {
+    var round: UInt64 = 0
+    var bytes: UInt64 = 0
+    var firstCopyPages: UInt64 = 0
+    var pages: UInt64 = 0
   }
 
   let state = Mutex(State())
@@ -67,7 +80,8 @@ public final class ReplicatedPrimary: Sendable {
   /// Runs until the guest stops, the VM is handed over or the node halts.
   public static func run(
     configuration: MachineConfiguration, service: ServiceAddress?, replication: HostPort,
-    credentials: NodeCredentials, maximumLag: Duration, failover: FailoverSettings? = nil, logger: Logger
+    credentials: NodeCredentials, maximumLag: Duration, failover: FailoverSettings? = nil,
+    metrics: NodeMetrics? = nil, logger: Logger
   ) throws -> Ending {
     let control = try MachineControl()
     let stopper = try SignalStopper.install(control: control, logger: logger)
@@ -103,6 +117,7 @@ public final class ReplicatedPrimary: Sendable {
       service: service, network: network, replication: replication, credentials: credentials,
       maximumLag: maximumLag, failover: failover, arbiter: arbiter, control: control, logger: logger)
     primary.state.withLock { $0.generation = generation }
+    metrics?.follow { primary.status() }
     return try withExtendedLifetime(stopper) { try primary.run() }
   }
 
@@ -211,6 +226,7 @@ public final class ReplicatedPrimary: Sendable {
       state.generation = generation
       state.alone = true
       state.attachedOnce = true
+      state.failovers = 1
     }
     channel.goAlone()
     gate.acknowledge(upTo: .max)
@@ -362,6 +378,7 @@ public final class ReplicatedPrimary: Sendable {
     let (session, heartbeat) = state.withLock { state in
       state.generation = record.generation
       state.alone = true
+      state.failovers += 1
       state.heartbeatTotals = state.heartbeatTotals.adding(state.heartbeat?.status)
       defer {
         state.session = nil
