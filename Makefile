@@ -21,8 +21,10 @@ deps:
 guests:
 	$(MAKE) -C Guest all
 
+# Static Swift standard library: the binaries need only libc and libssl3 on
+# a host or in a container image (docs/bare-metal.md, Compose/).
 release:
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 build: deps guests release
 

@@ -112,7 +112,11 @@ let package = Package(
     ),
     .testTarget(
       name: "LockstepTests",
-      dependencies: ["Lockstep", "CommandLineOptions"],
+      dependencies: [
+        "Lockstep", "CommandLineOptions",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+      ],
       path: "Tests/LockstepTests",
       swiftSettings: strict
     ),

@@ -293,6 +293,10 @@ final class HeartbeatTests: XCTestCase {
     receiver.accept(packet("vmm1", boot: 5, sequence: 2), at: 5)
     XCTAssertEqual(receiver.status.received, 2)
     XCTAssertEqual(receiver.status.rejectedReplayed, 1)
+    // Sequences 3 to 6 never arrive: four heartbeats missed.
+    receiver.accept(packet("vmm1", boot: 5, sequence: 7), at: 6)
+    XCTAssertEqual(receiver.status.received, 3)
+    XCTAssertEqual(receiver.status.missed, 4)
   }
 
   func testCapturedPacketReplayedIsRejectedAndCounted() throws {

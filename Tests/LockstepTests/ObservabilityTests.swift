@@ -1,0 +1,168 @@
+import ArgumentParser
+import CommandLineOptions
+import Prometheus
+import XCTest
+
+@testable import Lockstep
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A command shaped like the binaries': options, a flag, an option group,
+/// and a subcommand.
+private struct Sample: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "sample", subcommands: [Nested.self])
+
+  struct Group: ParsableArguments {
+    @Option var failureTimeout = 1000
+  }
+
+  struct Nested: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "nested")
+    @Option var tlsDir: String?
+  }
+
+  @Option var vm: String?
+  @Option var heartbeatInterval = 50
+  @Flag var standalone = false
+  @OptionGroup var group: Group
+}
+
+final class ObservabilityTests: XCTestCase {
+  func merge(_ commandLine: [String], _ environment: [String: String]) throws -> EnvironmentArguments {
+    try EnvironmentArguments(command: Sample.self, commandLine: commandLine, environment: environment)
+  }
+
+  func testEnvironmentSetsOptionsFlagsAndGroupOptions() throws {
+    let merged = try merge(
+      ["--vm", "kv"],
+      [
+        "LOCKSTEP_HEARTBEAT_INTERVAL": "20", "LOCKSTEP_STANDALONE": "true", "LOCKSTEP_FAILURE_TIMEOUT": "3000",
+        "PATH": "/usr/bin",
+      ])
+    XCTAssertEqual(merged.warnings, [])
+    let command = try Sample.parse(merged.arguments)
+    XCTAssertEqual(command.vm, "kv")
+    XCTAssertEqual(command.heartbeatInterval, 20)
+    XCTAssertTrue(command.standalone)
+    XCTAssertEqual(command.group.failureTimeout, 3000)
+  }
+
+  func testCommandLineWinsAndFalseFlagsStayUnset() throws {
+    let merged = try merge(
+      ["--vm", "kv", "--heartbeat-interval=70"],
+      ["LOCKSTEP_VM": "other", "LOCKSTEP_HEARTBEAT_INTERVAL": "20", "LOCKSTEP_STANDALONE": "0"])
+    let command = try Sample.parse(merged.arguments)
+    XCTAssertEqual(command.vm, "kv")
+    XCTAssertEqual(command.heartbeatInterval, 70)
+    XCTAssertFalse(command.standalone)
+  }
+
+  func testUnknownVariablesAreReportedAndIgnored() throws {
+    let merged = try merge([], ["LOCKSTEP_ARBITER": "10.0.0.1:7400", "LOCKSTEP_HELP": "1"])
+    XCTAssertEqual(merged.arguments, [])
+    XCTAssertEqual(
+      merged.warnings,
+      ["ignoring LOCKSTEP_ARBITER: sample has no --arbiter", "ignoring LOCKSTEP_HELP: sample has no --help"])
+  }
+
+  func testBadFlagValueNamesTheVariable() {
+    XCTAssertThrowsError(try merge([], ["LOCKSTEP_STANDALONE": "maybe"])) { error in
+      XCTAssertTrue("\(error)".contains("LOCKSTEP_STANDALONE='maybe'"), "\(error)")
+      XCTAssertTrue("\(error)".contains("true or false"), "\(error)")
+    }
+  }
+
+  func testSubcommandFlagsGoAfterTheSubcommand() throws {
+    let merged = try merge(["nested"], ["LOCKSTEP_TLS_DIR": "certs/operator", "LOCKSTEP_VM": "kv"])
+    XCTAssertEqual(merged.arguments, ["nested", "--tls-dir", "certs/operator"])
+    XCTAssertEqual(merged.warnings, ["ignoring LOCKSTEP_VM: sample nested has no --vm"])
+  }
+
+  func testNodeMetricsCountersStayMonotonicAcrossSources() {
+    let metrics = NodeMetrics()
+    var backup = NodeStatus(node: "b", role: "backup", generation: 1, protected: true, backup: "", serviceAddress: "")
+    backup.logBytes = 5000
+    backup.heartbeatsSent = 40
+    backup.exits = 900
+    metrics.follow { [backup] in backup }
+    metrics.refresh(now: 1_000_000_000)
+    var text = metrics.registry.emitToString()
+    XCTAssertTrue(text.contains("lockstep_log_bytes_total 5000"), text)
+    XCTAssertTrue(text.contains("lockstep_role{role=\"backup\"} 1"), text)
+    // The backup went live: the primary it became starts its own counts.
+    var primary = NodeStatus(
+      node: "b", role: "primary-alone", generation: 2, protected: false, backup: "", serviceAddress: "",
+      lagNanoseconds: 2_500_000, heldOutputs: 3, heldBytes: 120, logBytes: 700)
+    primary.failovers = 1
+    primary.heartbeatsSent = 2
+    primary.exits = 1400
+    metrics.follow { [primary] in primary }
+    metrics.refresh(now: 3_000_000_000)
+    text = metrics.registry.emitToString()
+    for line in [
+      "lockstep_log_bytes_total 5700", "lockstep_heartbeats_sent_total 42", "lockstep_failovers_total 1",
+      "lockstep_exits_total 1400", "lockstep_exits_per_second 250", "lockstep_generation 2",
+      "lockstep_role{role=\"primary-alone\"} 1", "lockstep_role{role=\"backup\"} 0", "lockstep_held_outputs 3",
+      "lockstep_held_output_bytes 120", "lockstep_execution_lag_seconds 0.0025",
+    ] {
+      XCTAssertTrue(text.contains(line), "missing \(line) in\n\(text)")
+    }
+  }
+
+  func testEndpointServesMetricsOverHTTP() throws {
+    let metrics = NodeMetrics()
+    metrics.follow {
+      NodeStatus(node: "a", role: "primary", generation: 7, protected: true, backup: "b", serviceAddress: "")
+    }
+    let endpoint = try MetricsEndpoint(
+      address: HostPort(host: "127.0.0.1", port: 0), logger: .init(label: "test"), sample: { metrics.refresh() },
+      render: { metrics.render() })
+    try endpoint.start()
+    defer { endpoint.close() }
+    let ok = try httpGet(port: endpoint.port, path: "/metrics")
+    XCTAssertTrue(ok.hasPrefix("HTTP/1.1 200 OK\r\n"), ok)
+    XCTAssertTrue(ok.contains("Content-Type: text/plain; version=0.0.4"), ok)
+    XCTAssertTrue(ok.contains("lockstep_generation 7"), ok)
+    XCTAssertTrue(ok.contains("lockstep_protected 1"), ok)
+    XCTAssertTrue(try httpGet(port: endpoint.port, path: "/").hasPrefix("HTTP/1.1 404"))
+    XCTAssertTrue(try httpGet(port: endpoint.port, path: nil).hasPrefix("HTTP/1.1 400"))
+  }
+
+  func testEndpointNamesAnAddressInUse() throws {
+    let first = try MetricsEndpoint(address: HostPort(host: "127.0.0.1", port: 0), logger: .init(label: "t")) { [] }
+    XCTAssertThrowsError(
+      try MetricsEndpoint(address: HostPort(host: "127.0.0.1", port: first.port), logger: .init(label: "t")) { [] }
+    ) { error in
+      XCTAssertTrue("\(error)".contains("127.0.0.1:\(first.port)"), "\(error)")
+    }
+  }
+
+  /// One request over a plain socket (`path` nil: a malformed request).
+  private func httpGet(port: Int, path: String?) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    XCTAssertGreaterThanOrEqual(fd, 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
+    }
+    XCTAssertEqual(connected, 0)
+    let request = path.map { "GET \($0) HTTP/1.1\r\nHost: test\r\n\r\n" } ?? "HELLO\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var response: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    for _ in 0..<1000 {
+      let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+      guard count > 0 else { break }
+      response += chunk[..<count]
+    }
+    return String(decoding: response, as: UTF8.self)
+  }
+}
