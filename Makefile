@@ -9,7 +9,7 @@ SWIFT ?= swift
 SWIFT_TEST_FLAGS ?=
 # Debian packages the build and the tests need (headers for KVM and the C shims).
 DEBIAN_PACKAGES := make linux-libc-dev libc6-dev libssl-dev python3 iproute2 redis-tools redis-server bc \
-	nftables iputils-arping iputils-ping
+	nftables iputils-arping iputils-ping curl
 
 .PHONY: all build deps guests release test unit-test lint format demo bench clean
 
@@ -29,9 +29,12 @@ release:
 build: deps guests release
 
 # Integration test scripts run after the unit tests (each prints
-# "N passed, M failed" and exits non-zero on failure).
+# "N passed, M failed" and exits non-zero on failure). The compose test
+# installs docker.io, docker-compose and debootstrap itself, starts its own
+# dockerd (scripts/dockerd.sh) and builds the static release binaries.
 INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh Tests/Integration/replication/run.sh \
-	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh Tests/Integration/clone/run.sh
+	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh Tests/Integration/clone/run.sh \
+	Tests/Integration/compose/run.sh
 
 # The debug build is what the tests run against (they spawn
 # .build/debug/primary-vmm too).

@@ -7,7 +7,10 @@
 #  2. kill -9 the backup: the primary goes on alone, writes keep succeeding;
 #  3. kill -9 and restart the arbiter: its records (generation, holder) stay;
 #  4. forged, foreign, replayed (real ones captured) and malformed UDP heartbeats sent to the primary are
-#     refused and counted, and the primary stays protected;
+#     refused and counted, and the primary stays protected; `curl` of each
+#     process's --metrics endpoint returns every listed series, the refusals
+#     counted there too (every cluster's backup is configured by LOCKSTEP_
+#     environment variables instead of flags);
 #  5. `lockstep failover` hands the VM to the backup with its data;
 #  6. `lockstep poweroff` stops both nodes (exit 0), no failover;
 #  7. with the arbiter down, a primary that lost its backup neither goes on
@@ -18,7 +21,7 @@
 # failed"; KEEP=1 keeps the work dir.
 set -u
 cd "$(dirname "$0")/../../.."
-bash scripts/install-deps.sh redis-tools >/dev/null || { echo "cannot install redis-tools"; exit 1; }
+bash scripts/install-deps.sh redis-tools curl >/dev/null || { echo "cannot install redis-tools curl"; exit 1; }
 make -s -C Guest all >/dev/null || { echo "guest build failed"; exit 1; }
 BIN=${BIN:-.build/debug}
 for tool in primary-vmm backup-vmm arbiter lockstep; do [ -x "$BIN/$tool" ] || BIN=.build/release; done
@@ -101,22 +104,35 @@ print("%s after %.0f ms" % (reply.decode().strip() or "none", (time.time() - sta
 PY
 start_arbiter() { # uses $dir, $arb
   spawn arbiter "$dir/arbiter.out" \
-    "$BIN/arbiter" --listen "127.0.0.1:$arb" --state-dir "$dir/state" --tls-dir "$work/certs/arbiter"
+    "$BIN/arbiter" --listen "127.0.0.1:$arb" --state-dir "$dir/state" --tls-dir "$work/certs/arbiter" \
+    --metrics "127.0.0.1:$metarb"
 }
 start_primary() {
   spawn primary "$dir/primary.out" \
     "$BIN/primary-vmm" --vm kv --guest "$GUEST" --memory 64M --serve "127.0.0.1:$svc" --disk "$dir/a.img" \
-    --disk-size 16M --replication "127.0.0.1:$repa" --tls-dir "$work/certs/node-a" --arbiter "127.0.0.1:$arb"
+    --disk-size 16M --replication "127.0.0.1:$repa" --tls-dir "$work/certs/node-a" --arbiter "127.0.0.1:$arb" \
+    --metrics "127.0.0.1:$meta"
 }
+# The backup is configured entirely by its environment (as in a container).
 start_backup() {
-  spawn backup "$dir/backup.out" \
-    "$BIN/backup-vmm" --vm kv --guest "$GUEST" --tls-dir "$work/certs/node-b" --disk "$dir/b.img" \
-    --serve "127.0.0.1:$svc" --replication "127.0.0.1:$repb" --arbiter "127.0.0.1:$arb"
+  spawn backup "$dir/backup.out" env LOCKSTEP_VM=kv LOCKSTEP_GUEST="$GUEST" \
+    LOCKSTEP_TLS_DIR="$work/certs/node-b" LOCKSTEP_DISK="$dir/b.img" LOCKSTEP_SERVE="127.0.0.1:$svc" \
+    LOCKSTEP_REPLICATION="127.0.0.1:$repb" LOCKSTEP_ARBITER="127.0.0.1:$arb" LOCKSTEP_METRICS="127.0.0.1:$metb" \
+    "$BIN/backup-vmm"
 }
+# metrics PORT -> $work/metrics.txt (the Prometheus text of that endpoint)
+metrics() { curl -s --max-time 3 "http://127.0.0.1:$1/metrics" >"$work/metrics.txt" 2>&1; }
+# has_series SERIES...: every series name (or name{labels}) is in $work/metrics.txt; prints the missing ones
+has_series() {
+  local missing=""
+  for series in "$@"; do grep -qF -- "$series" "$work/metrics.txt" || missing="$missing $series"; done
+  echo "$missing"; [ -z "$missing" ]
+}
+metric() { awk -v name="$1" '$1 == name { print $2 }' "$work/metrics.txt"; }  # SERIES -> value
 # A fresh cluster NAME: arbiter, primary, backup, up and protected.
 cluster() {
   dir="$work/$1"; mkdir -p "$dir"
-  arb=$(port); svc=$(port); repa=$(port); repb=$(port)
+  arb=$(port); svc=$(port); repa=$(port); repb=$(port); meta=$(port); metb=$(port); metarb=$(port)
   start_arbiter
   wait_for "$dir/arbiter.out" "listening on" 30 || { echo "     arbiter did not start: $(tail_of "$dir/arbiter.out")"; return 1; }
   start_primary
@@ -260,6 +276,28 @@ if cluster t4; then
   grep -aq "rejected a forged datagram" "$dir/primary.out" && grep -aq "rejected a replayed datagram" "$dir/primary.out" \
     && grep -aq "rejected a foreign datagram" "$dir/primary.out"
   check "the refusals are logged" $? "$(grep -a heartbeat "$dir/primary.out" | tail -3 | tr '\n' '|')"
+  node_series=(lockstep_role lockstep_generation lockstep_protected lockstep_execution_lag_seconds
+    lockstep_log_bytes_total lockstep_log_entries_total lockstep_held_outputs lockstep_held_output_bytes
+    lockstep_heartbeats_sent_total lockstep_heartbeats_received_total lockstep_heartbeats_missed_total
+    lockstep_heartbeats_rejected_total lockstep_failovers_total lockstep_clone_in_progress lockstep_clone_round
+    lockstep_clone_sent_bytes lockstep_clone_first_copy_ratio lockstep_clones_total lockstep_exits_total
+    lockstep_exits_per_second)
+  metrics "$meta"; missing=$(has_series "${node_series[@]}" 'lockstep_role{role="primary"} 1')
+  check "curl the primary's /metrics: every listed series, role primary" $? "missing:$missing"
+  [ "$(metric lockstep_protected)" = 1.0 ] && [ "$(metric lockstep_generation)" = 1.0 ] \
+    && [ "$(metric 'lockstep_heartbeats_rejected_total{reason="forged"}')" = 5 ] \
+    && [ "$(metric 'lockstep_heartbeats_rejected_total{reason="replayed"}')" = 3 ] \
+    && [ "$(metric lockstep_log_bytes_total)" -gt 0 ] 2>/dev/null && [ "$(metric lockstep_exits_total)" -gt 0 ] 2>/dev/null
+  check "the primary's metrics: protected, generation 1, 5 forged and 3 replayed heartbeats, log and exits counted" $? \
+    "$(grep -E 'protected|generation|rejected|log_bytes|exits_total' "$work/metrics.txt" | tr '\n' ' ')"
+  metrics "$metb"; missing=$(has_series "${node_series[@]}" 'lockstep_role{role="backup"} 1')
+  check "curl the backup's /metrics (configured by LOCKSTEP_ variables): every listed series, role backup" $? \
+    "missing:$missing"
+  metrics "$metarb"
+  missing=$(has_series lockstep_arbiter_vms lockstep_arbiter_connections_total lockstep_arbiter_requests_total \
+    'lockstep_arbiter_test_and_set_total{result="granted"} 1' lockstep_arbiter_connections_refused_total \
+    lockstep_arbiter_requests_refused_total)
+  check "curl the arbiter's /metrics: records, connections, requests, one test-and-set granted" $? "missing:$missing"
 
   # ----------------------------------------- 5. lockstep failover
   echo "# 5. lockstep failover"
