@@ -356,7 +356,8 @@ public final class BackupVMM: Sendable {
           throw MachineSetupError("clone: unexpected \(message) from the primary")
         }
       }
-      heartbeat?.heard()
+      // A read that timed out (no message) is no sign of life.
+      if !messages.isEmpty { heartbeat?.heard() }
       let now = ClockReading.monotonicNanoseconds()
       if now - lastReport > 1_000_000_000 {
         logger.info("clone: receiving", metadata: ["pages": "\(pages)", "disk_bytes": "\(diskBytes)"])
@@ -629,7 +630,10 @@ public final class BackupVMM: Sendable {
           guard let read = try reader.readMessages() else { return "the primary closed the channel" }
           messages = read
         }
-        heartbeat?.heard()
+        // The read times out every second: only a message is a sign of
+        // life (else a silent primary would never be suspected when the
+        // failure timeout is over a second).
+        if !messages.isEmpty { heartbeat?.heard() }
         var records: [(record: LogRecord, size: Int)] = []
         var position = received
         for (message, size) in messages {
