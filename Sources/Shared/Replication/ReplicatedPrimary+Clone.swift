@@ -145,6 +145,9 @@ extension ReplicatedPrimary {
         state.lastClone = CloneReport(
           totalMilliseconds: totalMilliseconds, pauseMicroseconds: copy.pauseNanoseconds / 1000, bytes: bytesSent)
         state.clones += 1
+        // Installed: from here on this is an ordinary backup session (a
+        // new joiner is refused because this node no longer runs alone).
+        state.cloning = false
       }
       let reason = channel.serve(stream, from: copy.snapshot.exits, holdsStart: false)
       stream.close()
