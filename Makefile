@@ -33,7 +33,8 @@ build: deps guests release
 # installs docker.io, docker-compose and debootstrap itself, starts its own
 # dockerd (scripts/dockerd.sh) and builds the static release binaries.
 INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh Tests/Integration/replication/run.sh \
-	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh Tests/Integration/clone/run.sh \
+	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh Tests/Integration/harness/run.sh \
+	Tests/Integration/clone/run.sh \
 	Tests/Integration/compose/run.sh
 
 # The debug build is what the tests run against (they spawn
