@@ -107,11 +107,13 @@ public final class ArbiterServer: Sendable {
         continue
       }
       do {
-        _ = try NamedThread(name: "arbiter-conn") { [self] in
+        // Connection threads end on their own (close() waits for the
+        // connection table to empty): nobody joins them.
+        try NamedThread(name: "arbiter-conn") { [self] in
           serve(stream)
           stream.close()
           _ = connections.withLock { $0.removeValue(forKey: id) }
-        }
+        }.detach()
       } catch {
         logger.error("arbiter: cannot start a thread for \(stream.peerDescription): \(error)")
         stream.close()

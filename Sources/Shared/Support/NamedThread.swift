@@ -38,8 +38,14 @@ public final class NamedThread: Sendable {
     handle = thread
   }
 
-  /// Waits for the thread to finish. Call once.
+  /// Waits for the thread to finish. Call once, and not after ``detach()``.
   public func join() {
     _ = pthread_join(handle, nil)
+  }
+
+  /// Lets the thread finish on its own: nobody joins it, and its resources
+  /// are freed when it ends. Call once, instead of ``join()``.
+  public func detach() {
+    _ = pthread_detach(handle)
   }
 }
