@@ -1,6 +1,8 @@
 import ArgumentParser
 import CommandLineOptions
+import Logging
 import Prometheus
+import Synchronization
 import XCTest
 
 @testable import Lockstep
@@ -164,5 +166,59 @@ final class ObservabilityTests: XCTestCase {
       response += chunk[..<count]
     }
     return String(decoding: response, as: UTF8.self)
+  }
+}
+
+final class RefusalLogTests: XCTestCase {
+  /// Each kind is logged once a period whatever the rate, and every one is
+  /// counted.
+  func testEachKindIsLoggedOncePerPeriodAndAllAreCounted() {
+    let lines = LogLines()
+    let log = RefusalLog(
+      logger: Logger(label: "refusals") { _ in LogLines.Handler(lines: lines) }, period: .seconds(60))
+    for index in 0..<1000 {
+      log.record("untrusted", "peer \(index)", now: 1_000_000_000 + UInt64(index))
+    }
+    log.record("expired", "an expired peer", now: 2_000_000_000)
+    XCTAssertEqual(log.counts, ["untrusted": 1000, "expired": 1])
+    XCTAssertEqual(log.total, 1001)
+    XCTAssertEqual(lines.messages, ["refused (untrusted): peer 0", "refused (expired): an expired peer"])
+    // A minute later the next one is logged with what was left out.
+    log.record("untrusted", "peer late", now: 62_000_000_000)
+    XCTAssertEqual(
+      lines.messages.last, "refused (untrusted): peer late (and 999 more of this kind not logged in the last minute)")
+  }
+
+  func testTLSErrorsAreClassified() {
+    XCTAssertEqual(
+      RefusalLog.kind(of: TLSError(.handshake, "handshake failed (peer certificate has expired)")), "expired")
+    XCTAssertEqual(
+      RefusalLog.kind(of: TLSError(.handshake, "x (peer certificate not signed by the cluster CA: y)")), "untrusted")
+    XCTAssertEqual(RefusalLog.kind(of: TLSError(.handshake, "the peer presented no certificate")), "no-certificate")
+    XCTAssertEqual(RefusalLog.kind(of: TLSError(.peerNotAllowed, "refused")), "role")
+    XCTAssertEqual(RefusalLog.kind(of: TLSError(.timedOut, "slow")), "timeout")
+    XCTAssertEqual(RefusalLog.kind(of: TLSError(.handshake, "wrong version number")), "handshake")
+  }
+}
+
+/// The messages logged through ``LogLines/Handler``s.
+private final class LogLines: Sendable {
+  private let stored = Mutex<[String]>([])
+  var messages: [String] { stored.withLock { $0 } }
+
+  struct Handler: LogHandler {
+    let lines: LogLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+      get { metadata[key] }
+      set { metadata[key] = newValue }
+    }
+    func log(
+      level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+      function: String, line: UInt
+    ) {
+      lines.stored.withLock { $0.append("\(message)") }
+    }
   }
 }

@@ -32,6 +32,10 @@ public final class ArbiterServer: Sendable {
   private let nextConnection = Atomic<Int>(0)
   private let closed = Atomic<Bool>(false)
   private let counters = Mutex(ArbiterCounters())
+  /// Refused connections (TLS, by kind) and refused requests (`operator`:
+  /// an operator's test-and-set; `impersonation`: a VMM in another's name),
+  /// each kind logged at most once a minute.
+  public let refusals: RefusalLog
 
   /// Listens on `host:port` with the arbiter's `credentials`, answering
   /// from `store`. Call ``start()`` to serve.
@@ -44,6 +48,7 @@ public final class ArbiterServer: Sendable {
       host: host, port: port, context: context, handshakeTimeout: handshakeTimeout, allowedRoles: [.vmm, .operator])
     self.store = store
     self.logger = logger
+    refusals = RefusalLog(logger: logger)
     self.idleTimeout = idleTimeout
     self.maximumConnections = maximumConnections
   }
@@ -88,7 +93,7 @@ public final class ArbiterServer: Sendable {
       } catch {
         if error.code == .closed { return }
         count { $0.refusedConnections += 1 }
-        logger.warning("arbiter: connection refused: \(error)")
+        refusals.record(RefusalLog.kind(of: error), "arbiter: connection refused: \(error)")
         continue
       }
       let id = nextConnection.wrappingAdd(1, ordering: .relaxed).newValue
@@ -198,14 +203,15 @@ public final class ArbiterServer: Sendable {
       return .current(record)
     case .testAndSet(let vm, let expectedGeneration, let node, let serviceAddress, let replicationAddress):
       guard stream.peerRole == .vmm else {
-        logger.warning("arbiter: refused a test-and-set of \(vm) from \(peer): not a VMM")
+        refusals.record("operator", "arbiter: refused a test-and-set of \(vm) from \(peer): not a VMM")
         return .error(
           reason:
             "only a VMM may test-and-set: '\(stream.peerName)' has a \(stream.peerRole?.rawValue ?? "roleless") "
             + "certificate (an operator may only query)")
       }
       guard node == stream.peerName else {
-        logger.warning("arbiter: refused a test-and-set of \(vm) from \(peer) in the name of '\(node)'")
+        refusals.record(
+          "impersonation", "arbiter: refused a test-and-set of \(vm) from \(peer) in the name of '\(node)'")
         return .error(
           reason: "a VMM may test-and-set only in its own name: the request names '\(node)', "
             + "the certificate '\(stream.peerName)'")

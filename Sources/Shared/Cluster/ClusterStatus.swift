@@ -106,6 +106,12 @@ public struct ClusterStatus: Sendable {
         ("last_clone_ms", "\(node.lastCloneMilliseconds)"),
         ("last_clone_pause_us", "\(node.lastClonePauseMicroseconds)"),
         ("last_clone_bytes", "\(node.lastCloneBytes)"),
+        ("exits", "\(node.exits)"),
+        ("heartbeats_sent", "\(node.heartbeatsSent)"),
+        ("heartbeats_missed", "\(node.heartbeatsMissed)"),
+        ("failovers", "\(node.failovers)"),
+        ("clones", "\(node.clones)"),
+        ("connections_refused", "\(node.connectionsRefused)"),
       ]
     }
     if let nodeError { fields.append(("error", Self.quote(nodeError))) }

@@ -13,9 +13,11 @@ public final class ArbiterMetrics: Sendable {
 
   struct State: ~Copyable {
     var exported = ArbiterCounters()
+    var exportedRefusals: [String: UInt64] = [:]
     let vms: CoreMetrics.Gauge
     let live: CoreMetrics.Gauge
     let counters: [(CoreMetrics.Counter, (ArbiterCounters) -> UInt64)]
+    let refused: [String: CoreMetrics.Counter]
   }
 
   /// Metrics of `server`, in a registry of their own.
@@ -40,12 +42,17 @@ public final class ArbiterMetrics: Sendable {
     state = Mutex(
       State(
         vms: CoreMetrics.Gauge(label: "lockstep_arbiter_vms", factory: factory),
-        live: CoreMetrics.Gauge(label: "lockstep_arbiter_vms_live", factory: factory), counters: counters))
+        live: CoreMetrics.Gauge(label: "lockstep_arbiter_vms_live", factory: factory), counters: counters,
+        refused: Dictionary(
+          uniqueKeysWithValues: (RefusalLog.tlsKinds + ["operator", "impersonation"]).map {
+            ($0, counter("refusals_total", [("reason", $0)]))
+          })))
   }
 
   /// Reads the server's counters and records once.
   public func refresh() {
     let counted = server.counted
+    let refusals = server.refusals.counts
     let records = server.store.all
     state.withLock { state in
       state.vms.record(Double(records.count))
@@ -57,6 +64,11 @@ public final class ArbiterMetrics: Sendable {
         if now > before { counter.increment(by: now - before) }
       }
       state.exported = counted
+      for (kind, count) in refusals {
+        let before = state.exportedRefusals[kind] ?? 0
+        if count > before, let counter = state.refused[kind] { counter.increment(by: count - before) }
+      }
+      state.exportedRefusals = refusals
     }
   }
 

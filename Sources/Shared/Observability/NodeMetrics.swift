@@ -42,7 +42,7 @@ public final class NodeMetrics: Sendable {
     let cloning, cloneRound, cloneBytes, cloneFirstCopy, cloneLastSeconds, cloneLastPause,
       cloneLastBytes: CoreMetrics.Gauge
     let exitsPerSecond: CoreMetrics.Gauge
-    let logBytes, logEntries, sent, received, missed, failovers, clones, exits: CoreMetrics.Counter
+    let logBytes, logEntries, sent, received, missed, failovers, clones, exits, refused: CoreMetrics.Counter
     let rejected: [String: CoreMetrics.Counter]
 
     init(factory: PrometheusMetricsFactory) {
@@ -75,6 +75,7 @@ public final class NodeMetrics: Sendable {
       failovers = counter("failovers_total")
       clones = counter("clones_total")
       exits = counter("exits_total")
+      refused = counter("connections_refused_total")
       rejected = Dictionary(
         uniqueKeysWithValues: ["forged", "replayed", "malformed", "foreign"].map {
           ($0, counter("heartbeats_rejected_total", [("reason", $0)]))
@@ -150,6 +151,7 @@ public final class NodeMetrics: Sendable {
     add(handles.missed) { $0.heartbeatsMissed }
     add(handles.failovers) { $0.failovers }
     add(handles.clones) { $0.clones }
+    add(handles.refused) { $0.connectionsRefused }
     if let counter = handles.rejected["forged"] { add(counter) { $0.heartbeatsForged } }
     if let counter = handles.rejected["replayed"] { add(counter) { $0.heartbeatsReplayed } }
     if let counter = handles.rejected["malformed"] { add(counter) { $0.heartbeatsMalformed } }

@@ -56,6 +56,9 @@ public struct NodeStatus: Sendable, Equatable {
   public var cloneRound: UInt64 = 0
   public var cloneBytes: UInt64 = 0
   public var cloneFirstCopyPermille: UInt64 = 0
+  /// Connections to the logging channel refused at the TLS handshake (no,
+  /// foreign or expired certificate, a role not allowed, not TLS).
+  public var connectionsRefused: UInt64 = 0
 
   /// Creates a status.
   public init(
@@ -92,6 +95,7 @@ public struct NodeStatus: Sendable, Equatable {
       acknowledged, heartbeatsReceived, heartbeatsForged, heartbeatsReplayed, heartbeatsMalformed,
       heartbeatsForeign, cloning ? 1 : 0, lastCloneMilliseconds, lastClonePauseMicroseconds, lastCloneBytes,
       exits, heartbeatsSent, heartbeatsMissed, failovers, clones, cloneRound, cloneBytes, cloneFirstCopyPermille,
+      connectionsRefused,
     ] {
       body.append(littleEndian: value)
     }
@@ -110,6 +114,7 @@ public struct NodeStatus: Sendable, Equatable {
       "lag", "held", "heldBytes", "logBytes", "logRecords", "logRate", "heartbeat", "acknowledged", "hbReceived",
       "hbForged", "hbReplayed", "hbMalformed", "hbForeign", "cloning", "cloneMs", "clonePause", "cloneBytes",
       "exits", "hbSent", "hbMissed", "failovers", "clones", "cloneRound", "cloneSent", "cloneFirstCopy",
+      "refused",
     ] {
       values.append(try body.read(UInt64.self, "status.\(name)"))
     }
@@ -135,6 +140,7 @@ public struct NodeStatus: Sendable, Equatable {
     status.cloneRound = values[22]
     status.cloneBytes = values[23]
     status.cloneFirstCopyPermille = values[24]
+    status.connectionsRefused = values[25]
     return status
   }
 }

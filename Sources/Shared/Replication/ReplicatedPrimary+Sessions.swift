@@ -14,7 +14,7 @@ extension ReplicatedPrimary {
         stream = accepted
       } catch {
         if listener.isClosed { return }
-        logger.warning("a connection to the logging channel was refused: \(error)")
+        refusals.record(RefusalLog.kind(of: error), "a connection to the logging channel: \(error)")
         continue
       }
       do {
@@ -182,6 +182,7 @@ extension ReplicatedPrimary {
       status.heartbeatsMissed = beats.missed
       status.failovers = state.failovers
       status.clones = state.clones
+      status.connectionsRefused = refusals.total
       if state.cloning {
         let progress = state.cloneProgress
         status.cloneRound = progress.round

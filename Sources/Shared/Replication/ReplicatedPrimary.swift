@@ -76,6 +76,9 @@ public final class ReplicatedPrimary: Sendable {
   let gate: OutputGate
   let network: NetworkService?
   let listener: TLSListener
+  /// Connections to the logging channel refused at the handshake, by kind
+  /// (each kind logged at most once a minute).
+  let refusals: RefusalLog
 
   /// Runs until the guest stops, the VM is handed over or the node halts.
   public static func run(
@@ -136,6 +139,7 @@ public final class ReplicatedPrimary: Sendable {
     self.logger = logger
     self.control = control
     self.network = network
+    refusals = RefusalLog(logger: logger)
     let gateHolder = Mutex<OutputGate?>(nil)
     let heartbeatHolder = Mutex<Heartbeat?>(nil)
     let channel = try LogChannel(maximumLag: maximumLag, logger: logger) { position in
