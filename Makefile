@@ -34,7 +34,7 @@ build: deps guests release
 # dockerd (scripts/dockerd.sh) and builds the static release binaries.
 INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh Tests/Integration/replication/run.sh \
 	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh Tests/Integration/harness/run.sh \
-	Tests/Integration/clone/run.sh \
+	Tests/Integration/clone/run.sh Tests/Integration/security/run.sh \
 	Tests/Integration/compose/run.sh
 
 # The debug build is what the tests run against (they spawn
