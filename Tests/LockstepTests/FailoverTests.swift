@@ -223,8 +223,8 @@ final class FailoverTests: XCTestCase {
 
 /// A value shared between a test and the thread it starts.
 final class LockedBox<Value: Sendable>: Sendable {
-  private let storage: Mutex<Value>
-  init(_ value: Value) { storage = Mutex(value) }
+  private let storage: Synchronization.Mutex<Value>
+  init(_ value: Value) { storage = Synchronization.Mutex(value) }
   var value: Value {
     get { storage.withLock { $0 } }
     set { storage.withLock { $0 = newValue } }

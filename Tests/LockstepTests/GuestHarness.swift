@@ -38,7 +38,7 @@ enum GuestHarness {
     network: NetworkService? = nil, control: MachineControl? = nil
   ) throws -> (report: MachineReport, console: String) {
     let control = try control ?? MachineControl()
-    let result = Mutex<(Result<MachineReport, MachineSetupError>, String)?>(nil)
+    let result = Synchronization.Mutex<(Result<MachineReport, MachineSetupError>, String)?>(nil)
     let thread = try NamedThread(name: "test-vcpu") {
       let outputs = CapturingOutputs(network: network)
       let outcome: Result<MachineReport, MachineSetupError>
@@ -99,7 +99,7 @@ final class RecordingInputs: InputSource, Sendable {
     var point: ExitPoint
     var encoded: [UInt8]
   }
-  private let recorded = Mutex<[Entry]>([])
+  private let recorded = Synchronization.Mutex<[Entry]>([])
 
   var entries: [Entry] { recorded.withLock { $0 } }
 

@@ -349,7 +349,7 @@ final class HeartbeatTests: XCTestCase {
 /// (a stand-in for the network between two endpoints).
 final class HeartbeatForwarder: Sendable {
   final class Flag: Sendable {
-    let raised = Mutex<Bool>(false)
+    let raised = Synchronization.Mutex<Bool>(false)
   }
   private let stopping = Flag()
   private let thread: NamedThread

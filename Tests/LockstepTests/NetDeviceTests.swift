@@ -17,7 +17,7 @@ final class NetDeviceTests: XCTestCase {
     try network.start()
     defer { network.stop() }
     let port = network.port
-    let errors = Mutex<[String]>([])
+    let errors = Synchronization.Mutex<[String]>([])
     let client = try NamedThread(name: "test-client") {
       do {
         try conversation(port: port)

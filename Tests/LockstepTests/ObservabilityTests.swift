@@ -203,7 +203,7 @@ final class RefusalLogTests: XCTestCase {
 
 /// The messages logged through ``LogLines/Handler``s.
 private final class LogLines: Sendable {
-  private let stored = Mutex<[String]>([])
+  private let stored = Synchronization.Mutex<[String]>([])
   var messages: [String] { stored.withLock { $0 } }
 
   struct Handler: LogHandler {

@@ -14,7 +14,7 @@ final class OutputGateTests: XCTestCase {
       close(fds[1])
     }
     _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-    let announced = Mutex<[UInt64]>([])
+    let announced = Synchronization.Mutex<[UInt64]>([])
     let gate = try OutputGate(network: nil, consoleDescriptor: fds[1]) { position in
       announced.withLock { $0.append(position) }
     }

@@ -7,8 +7,8 @@ import XCTest
 /// Runs a body on its own thread; ``finish()`` joins it and returns what
 /// it returned or threw.
 final class TLSTestThread<Value: Sendable>: Sendable {
-  private let result = Mutex<Result<Value, any Error>?>(nil)
-  private let thread = Mutex<NamedThread?>(nil)
+  private let result = Synchronization.Mutex<Result<Value, any Error>?>(nil)
+  private let thread = Synchronization.Mutex<NamedThread?>(nil)
 
   init(_ body: @escaping @Sendable () throws -> Value) throws {
     let started = try NamedThread(name: "tls-test") { [self] in
