@@ -54,6 +54,13 @@ if stage swift-build $SWIFT build --build-tests; then
   fi
 fi
 
+# The XCTest suite again under ThreadSanitizer and AddressSanitizer (each
+# in its own build folder); a sanitizer report fails the stage.
+for kind in thread address; do
+  stage "sanitize-$kind" bash scripts/sanitize.sh "$kind" && true
+  count_plain "sanitize-$kind"
+done
+
 for extra in "${@}"; do
   name=$(basename "$extra" .sh)
   stage "$name" bash "$extra" && true
