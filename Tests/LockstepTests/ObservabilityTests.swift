@@ -222,3 +222,33 @@ private final class LogLines: Sendable {
     }
   }
 }
+
+/// Inputs the fuzzers found crashing the VMM (Fuzz/crashes/README.md).
+final class FuzzRegressionTests: XCTestCase {
+  /// RING-1: guest-owned ring indices near 2^64 are refused, not overflowed.
+  func testRingIndicesNearTheTopAreInvalid() {
+    XCTAssertFalse(RingCursor(head: UInt64.max - 7, tail: UInt64.max - 7, capacity: 4096).isValid)
+    XCTAssertFalse(RingCursor(head: 0, tail: 0, capacity: 0).isValid)
+    XCTAssertFalse(RingCursor(head: 0, tail: 0, capacity: 24).isValid)
+    XCTAssertTrue(RingCursor(head: UInt64.max - 4103, tail: UInt64.max - 4103, capacity: 4096).isValid)
+    var cursor = RingCursor(head: UInt64.max - 4103, tail: UInt64.max - 4103, capacity: 4096)
+    XCTAssertNotNil(cursor.reserve(payload: 100))
+  }
+
+  /// HB-1, HB-2: authentic heartbeats claiming huge gaps saturate the
+  /// count, and the metrics take any count.
+  func testHugeHeartbeatGapsSaturate() {
+    var total = HeartbeatStatus()
+    total.missed = .max - 1
+    var more = HeartbeatStatus()
+    more.missed = 10
+    XCTAssertEqual(total.adding(more).missed, .max)
+    let metrics = NodeMetrics()
+    var status = NodeStatus(node: "a", role: "primary", generation: 1, protected: true, backup: "", serviceAddress: "")
+    status.heartbeatsMissed = .max
+    status.exits = .max
+    metrics.follow { [status] in status }
+    metrics.refresh()
+    XCTAssertTrue(metrics.registry.emitToString().contains("lockstep_heartbeats_missed_total"))
+  }
+}

@@ -42,14 +42,16 @@ public struct HeartbeatStatus: Sendable, Equatable {
   public func adding(_ other: HeartbeatStatus?) -> HeartbeatStatus {
     guard let other else { return self }
     var sum = self
-    sum.sent += other.sent
-    sum.sendFailures += other.sendFailures
-    sum.received += other.received
-    sum.missed += other.missed
-    sum.rejectedForged += other.rejectedForged
-    sum.rejectedReplayed += other.rejectedReplayed
-    sum.rejectedMalformed += other.rejectedMalformed
-    sum.rejectedForeign += other.rejectedForeign
+    // Saturating sums: the counters come partly from peers (HB-1).
+    func add(_ a: UInt64, _ b: UInt64) -> UInt64 { a.addingReportingOverflow(b).overflow ? .max : a + b }
+    sum.sent = add(sum.sent, other.sent)
+    sum.sendFailures = add(sum.sendFailures, other.sendFailures)
+    sum.received = add(sum.received, other.received)
+    sum.missed = add(sum.missed, other.missed)
+    sum.rejectedForged = add(sum.rejectedForged, other.rejectedForged)
+    sum.rejectedReplayed = add(sum.rejectedReplayed, other.rejectedReplayed)
+    sum.rejectedMalformed = add(sum.rejectedMalformed, other.rejectedMalformed)
+    sum.rejectedForeign = add(sum.rejectedForeign, other.rejectedForeign)
     sum.lastHeard = other.lastHeard ?? lastHeard
     sum.lastPacket = other.lastPacket ?? lastPacket
     return sum
@@ -319,7 +321,12 @@ public final class Heartbeat: Sendable {
     let verdict = state.withLock { state -> String? in
       let previous = state.senders[packet.sender].flatMap { $0.bootID == packet.bootID ? $0.lastSequence : nil }
       if let reason = Self.checkSequence(packet, senders: &state.senders) { return reason }
-      if let previous, packet.sequence > previous &+ 1 { state.status.missed += packet.sequence - previous - 1 }
+      // Saturating: an authentic peer can claim any gap (found by fuzzing, HB-1).
+      if let previous, previous < UInt64.max, packet.sequence > previous + 1 {
+        let gap = packet.sequence - previous - 1
+        state.status.missed =
+          state.status.missed.addingReportingOverflow(gap).overflow ? .max : state.status.missed + gap
+      }
       state.status.received += 1
       state.status.lastHeard = now
       state.status.lastPacket = packet

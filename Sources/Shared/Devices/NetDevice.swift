@@ -146,7 +146,7 @@ public final class NetDevice {
     } catch {
       throw GuestError("net: rx ring \(error)")
     }
-    rxMessages += UInt64(events.count)
+    rxMessages &+= UInt64(events.count)
   }
 
   private func writeHeader(at address: UInt64, connection: UInt32, type: UInt16, length: UInt32)
@@ -206,7 +206,7 @@ public final class NetDevice {
         default:
           throw GuestError("net: tx message at \(cursor.tail) has unknown type \(type)")
         }
-        txMessages += 1
+        txMessages &+= 1
         cursor.tail += size
       }
       try memory.store(cursor.tail, at: attachment.tx + 8)

@@ -23,10 +23,14 @@ public struct RingCursor: Sendable, Equatable {
     self.capacity = capacity
   }
 
-  /// Whether the indices obey the ABI: aligned, tail <= head, and no more
-  /// used than the capacity.
+  /// Whether the indices obey the ABI: a power-of-two capacity, aligned,
+  /// tail <= head, no more used than the capacity, and a head that a
+  /// reservation cannot carry past 2^64 (a reserve adds at most the
+  /// capacity; the guest owns the indices, so a hostile one could otherwise
+  /// make the VMM's arithmetic overflow: found by fuzzing, RING-1).
   public var isValid: Bool {
-    head % 8 == 0 && tail % 8 == 0 && tail <= head && head - tail <= capacity
+    capacity.nonzeroBitCount == 1 && head % 8 == 0 && tail % 8 == 0 && tail <= head && head - tail <= capacity
+      && head <= UInt64.max - capacity
   }
 
   /// Bytes in use.

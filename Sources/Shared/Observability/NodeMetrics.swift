@@ -107,7 +107,7 @@ public final class NodeMetrics: Sendable {
       state.last = (state.epoch, status)
       Self.update(state.handles, with: status, previous: previous)
       if status.exits > state.exportedExits {
-        state.handles.exits.increment(by: status.exits - state.exportedExits)
+        state.handles.exits.increment(by: Int64(clamping: status.exits - state.exportedExits))
         state.exportedExits = status.exits
       }
       if let base = state.rateBase, status.exits >= base.exits {
@@ -142,7 +142,9 @@ public final class NodeMetrics: Sendable {
     func add(_ counter: CoreMetrics.Counter, _ value: (NodeStatus) -> UInt64) {
       let before = previous.map(value) ?? 0
       let now = value(status)
-      if now > before { counter.increment(by: now - before) }
+      // Clamped: swift-metrics takes an Int64, and some counts come from
+      // peers (a heartbeat's sequence, a clone's exit count; HB-2).
+      if now > before { counter.increment(by: Int64(clamping: now - before)) }
     }
     add(handles.logBytes) { $0.logBytes }
     add(handles.logEntries) { $0.logRecords }

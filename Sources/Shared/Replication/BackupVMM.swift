@@ -312,6 +312,11 @@ public final class BackupVMM: Sendable {
         switch message {
         case .control(.clonePages(let received)):
           for page in received {
+            guard page.number < machine.pageCount else {
+              throw MachineSetupError(
+                "clone: page \(page.number) is outside this VM's \(machine.pageCount) pages (the primary's clone is corrupt)"
+              )
+            }
             if let data = page.data {
               try machine.installMemory(data, at: page.number * 4096)
             } else {
