@@ -28,6 +28,9 @@ public final class LogChannel: LogSink, Sendable {
     var pendingBytes = 0
     var announced: UInt64 = 0
     var acknowledged: UInt64 = 0
+    /// The exit a clone's session started at: the log before it was never
+    /// kept for this session, so no backup can resume from before it.
+    var resumeFloor: UInt64 = 0
     var replayed: UInt64 = 0
     var connected = false
     var closed = false
@@ -216,6 +219,7 @@ public final class LogChannel: LogSink, Sendable {
       state.dropPending()
       state.announced = max(state.announced, position)
       state.acknowledged = 0
+      state.resumeFloor = position
       state.replayed = 0
       state.timeline.removeAll()
     }
@@ -260,7 +264,7 @@ public final class LogChannel: LogSink, Sendable {
   /// Whether a backup that holds the log of every exit before `position`
   /// can resume from there (the records it lacks are still held).
   public func canResume(from position: UInt64) -> Bool {
-    state.withLock { position >= $0.acknowledged }
+    state.withLock { position >= $0.acknowledged && position >= $0.resumeFloor }
   }
 
   /// Streams the log to `stream` from `position` until the stream fails or

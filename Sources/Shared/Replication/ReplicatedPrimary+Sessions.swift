@@ -65,8 +65,18 @@ extension ReplicatedPrimary {
     _ stream: TLSStream, theirs: LogHeader, resumeFrom: UInt64, heartbeatPort: UInt16, heartbeatBootID: UInt64
   ) throws {
     if let reason = Self.handshakeMismatch(ours: header, theirs: theirs) { return try refuse(stream, reason) }
-    let (alone, halted, generation) = state.withLock { ($0.alone, $0.halted, $0.generation) }
+    let (alone, halted, generation, current) = state.withLock {
+      ($0.alone, $0.halted, $0.generation, $0.attachedOnce ? $0.backupName : "")
+    }
     if let halted { return try refuse(stream, "this primary halted: \(halted)") }
+    // Only the current backup may resume: another node's log (a backup
+    // from before a failover or a clone, frozen and back) is gone, and its
+    // hello must not displace the current backup's session.
+    if !current.isEmpty && current != stream.peerName {
+      return try refuse(
+        stream,
+        "the VM's backup is \(current) now (generation \(generation)); \(stream.peerName) must join by cloning")
+    }
     if alone {
       return try refuse(
         stream,
