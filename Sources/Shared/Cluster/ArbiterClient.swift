@@ -117,7 +117,9 @@ public final class ArbiterClient: Sendable {
         connection = try TLSStream.connect(
           host: address.host, port: address.port, context: context, timeout: timeout, expecting: .arbiter)
       } catch {
-        throw ArbiterError(.unreachable, "cannot reach the arbiter at \(address): \(error)")
+        var failure = ArbiterError(.unreachable, "cannot reach the arbiter at \(address): \(error)")
+        failure.requestMaySurvive = false
+        throw failure
       }
       current = connection
       let result = Result { () throws(ArbiterError) in try exchange(bytes, on: connection) }

@@ -21,6 +21,10 @@ public struct ArbiterError: Error, CustomStringConvertible, Sendable, Equatable 
   public var kind: Kind
   /// What happened, for people.
   public var message: String
+  /// Whether the request may have reached the arbiter (false only when no
+  /// connection could be made): a test-and-set that may have arrived may
+  /// also have been granted, later even (an arbiter paused with it unread).
+  public var requestMaySurvive = true
 
   /// Creates an error.
   public init(_ kind: Kind, _ message: String) {
