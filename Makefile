@@ -11,7 +11,7 @@ SWIFT_TEST_FLAGS ?=
 DEBIAN_PACKAGES := make linux-libc-dev libc6-dev libssl-dev python3 iproute2 redis-tools redis-server bc \
 	nftables iputils-arping iputils-ping curl
 
-.PHONY: all build deps guests release test unit-test lint format demo bench clean
+.PHONY: all build deps guests release test unit-test lint format demo bench clean fuzz-short fuzz-long chaos
 
 all: build
 
@@ -35,7 +35,8 @@ build: deps guests release
 INTEGRATION_TESTS := Tests/Integration/kvstore/run.sh Tests/Integration/replication/run.sh \
 	Tests/Integration/failover/run.sh Tests/Integration/partition/run.sh Tests/Integration/harness/run.sh \
 	Tests/Integration/clone/run.sh Tests/Integration/security/run.sh \
-	Tests/Integration/compose/run.sh
+	Tests/Integration/chaos/stale-backup.sh Tests/Integration/chaos/phantom-grant.sh \
+	Tests/Integration/chaos/run.sh Tests/Integration/compose/run.sh
 
 # The debug build is what the tests run against (they spawn
 # .build/debug/primary-vmm too).
@@ -60,6 +61,17 @@ bench: build
 	bash bench/replication.sh
 	bash bench/failover.sh
 	bash bench/clone.sh
+
+# libFuzzer runs of the Swift decoders (scripts/fuzz.sh; RELIABILITY.md).
+fuzz-short:
+	bash scripts/fuzz.sh short
+
+fuzz-long:
+	bash scripts/fuzz.sh long $${FUZZ_SECONDS:-600}
+
+# A long chaos run (RELIABILITY.md): CHAOS_ROUNDS rounds of random faults.
+chaos:
+	python3 scripts/chaos --rounds $${CHAOS_ROUNDS:-100} --report bench-results/chaos.md
 
 clean:
 	$(MAKE) -C Guest clean

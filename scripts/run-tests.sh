@@ -41,6 +41,14 @@ else
   failed=$((failed + 1))
 fi
 
+# Short libFuzzer runs of the Swift decoders (Fuzz/, built with libFuzzer
+# and ASan); a crash fails the stage.
+if stage swift-fuzz bash scripts/fuzz.sh short; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+
 if stage swift-build $SWIFT build --build-tests; then
   stage xctest $SWIFT test --skip-build --disable-swift-testing ${SWIFT_TEST_FLAGS:-}
   line=$(grep -E "Test Suite 'All tests' (passed|failed)" -A1 "$logs/xctest.log" | grep -E 'Executed [0-9]+ tests' | tail -1)
