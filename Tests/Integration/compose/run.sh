@@ -180,7 +180,8 @@ timing "packages and dockerd"
 
 # ------------------------------------------------------------- 1. the file
 compose config -q >"$work/config.err" 2>&1
-check "docker-compose $(docker-compose version --short 2>/dev/null) validates Compose/docker-compose.yml" $? \
+rc=$? version=$(docker-compose version --short 2>/dev/null)
+check "docker-compose $version validates Compose/docker-compose.yml" $rc \
   "$(head -c 600 "$work/config.err")"
 compose config >"$work/config.yml" 2>"$work/config.err"
 python3 - "$work/config.yml" >"$work/config.check" 2>&1 <<'PY'
@@ -345,7 +346,8 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ "$reply" = value-200 ]
-check "after docker kill -s KILL of node-a, the VIP answers again (in $(( ($(date +%s%N) - killed) / 1000000 )) ms)" $? \
+rc=$? elapsed=$(( ($(date +%s%N) - killed) / 1000000 ))
+check "after docker kill -s KILL of node-a, the VIP answers again (in $elapsed ms)" $rc \
   "got '$reply'; node-b: $(tail_log "$node_b" 6)"
 wait_log "$node_b" "LIVE: this node is the primary now" 30
 check "node-b went live" $? "$(tail_log "$node_b" 6)"

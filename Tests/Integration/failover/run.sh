@@ -376,7 +376,8 @@ if cluster t7; then
   check "with the arbiter back, the primary goes on alone" $? "$(tail_of "$dir/primary.out" 6)"
   wait_exit "$held" 30
   grep -q "^+OK after" "$dir/held.out"
-  check "the held reply arrived on its connection ($(cat "$dir/held.out"))" $? "$(cat "$dir/held.out")"
+  rc=$? held_reply=$(cat "$dir/held.out")
+  check "the held reply arrived on its connection ($held_reply)" $rc "$held_reply"
   [ "$(cli GET held-on-one-connection)" = yes ] && [ "$(cli GET held-short)" = yes ] \
     && [ "$(cli GET before-arbiter-down)" = yes ]
   check "a fresh connection reads both held writes and the earlier one" $? ""
