@@ -142,6 +142,10 @@ public final class BackupVMM: Sendable {
         if !standing { logger.notice("standing by: \(refusal.reason)") }
         standing = true
         waiting.withLock { $0 = "standby" }
+      } catch let error as MachineSetupError where standing {
+        // The primary closed a join without an answer (it could not start
+        // the clone): a standby stands by and asks again.
+        logger.info("standby: \(error); asking again")
       } catch let error as TLSError where standing {
         // The primary this standby waited on is gone: the arbiter names
         // the next one (after the failover).

@@ -1,5 +1,9 @@
 import Logging
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The primary's listener: backups attaching (or resuming), operators
 /// asking for the status or giving a command.
 extension ReplicatedPrimary {
@@ -138,12 +142,24 @@ extension ReplicatedPrimary {
       let key = credentials.heartbeatKey
     else { return nil }
     retireHeartbeat()
-    let heartbeat = try Heartbeat(
-      Heartbeat.Configuration(
-        vm: configuration.name, node: credentials.identity.name,
-        bind: HostPort(host: replication.host, port: listener.port),
-        peer: HostPort(host: peer.host, port: Int(port)), key: key, timing: settings.timing,
-        generation: generation, flags: .primary), logger: logger)
+    let endpoint = Heartbeat.Configuration(
+      vm: configuration.name, node: credentials.identity.name,
+      bind: HostPort(host: replication.host, port: listener.port),
+      peer: HostPort(host: peer.host, port: Int(port)), key: key, timing: settings.timing,
+      generation: generation, flags: .primary)
+    // The endpoint of a session that just ended may still be held (by the
+    // thread that decided to go alone) and its socket hold the port for a
+    // moment: wait for it rather than fail the new backup's join (found by
+    // the chaos runner: a standby joining right after a go-alone died).
+    let deadline = ClockReading.monotonicNanoseconds() + 3_000_000_000
+    var attempt = Result { () throws(SystemError) in try Heartbeat(endpoint, logger: logger) }
+    while case .failure(let error) = attempt, error.errno == EADDRINUSE,
+      ClockReading.monotonicNanoseconds() < deadline
+    {
+      Wakeup.sleep(milliseconds: 20)
+      attempt = Result { () throws(SystemError) in try Heartbeat(endpoint, logger: logger) }
+    }
+    let heartbeat = try attempt.get()
     heartbeat.expect(peer: stream.peerName, bootID: bootID)
     state.withLock { $0.heartbeat = heartbeat }
     onHeartbeatChange(heartbeat)
