@@ -23,6 +23,7 @@ public enum HeartbeatTarget: FuzzTarget {
   static let vm = "kv"
   static let node = "vmm2"
   nonisolated(unsafe) static var timing = HeartbeatTiming.default
+  static let metrics = NodeMetrics()
 
   public static func setUp() -> Bool {
     do {
@@ -94,7 +95,9 @@ public enum HeartbeatTarget: FuzzTarget {
     status.heartbeatsReplayed = beats.rejectedReplayed
     status.heartbeatsMalformed = beats.rejectedMalformed
     status.heartbeatsForeign = beats.rejectedForeign
-    let metrics = NodeMetrics()
+    // Following a new source, the counters add from zero: all of this
+    // input's counts are exported (Prometheus counters wrap, they do not
+    // trap, so one registry serves every input).
     let sample = status
     metrics.follow { sample }
     metrics.refresh()
